@@ -1,0 +1,192 @@
+//! `percept`: the server and the command line in one binary (DESIGN §5).
+
+mod batch;
+mod run;
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use percept_server::{AppState, Config};
+
+/// Offline computer vision on photos of people: human parsing, face privacy, art filters,
+/// holistic landmarks. With no subcommand, serves the web page and API.
+#[derive(Debug, Parser)]
+#[command(name = "percept", version, about)]
+struct Cli {
+    /// Log format: `text` for people, `json` for log collectors; `auto` picks text on a TTY.
+    #[arg(long, env = "PERCEPT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto, global = true)]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Auto,
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the web page and the REST API (the default).
+    Serve(ServeArgs),
+    /// Run one task on one image file.
+    Run(run::RunArgs),
+    /// Run one task on every image in a folder, with a progress bar and a summary.
+    Batch(batch::BatchArgs),
+}
+
+/// Service settings. Each flag is also a `PERCEPT_*` environment variable; both override the
+/// TOML file given with `--config`, which overrides the defaults.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct ServeArgs {
+    /// TOML file with any of the settings below (snake_case keys).
+    #[arg(long, env = "PERCEPT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Listen address [default: 127.0.0.1:8080].
+    #[arg(long, env = "PERCEPT_ADDR")]
+    addr: Option<SocketAddr>,
+    /// Worker threads for image work [default: number of cores].
+    #[arg(long, env = "PERCEPT_WORKERS")]
+    workers: Option<usize>,
+    /// Requests that may wait for a worker before new ones get 429 [default: 32].
+    #[arg(long, env = "PERCEPT_QUEUE")]
+    queue: Option<usize>,
+    /// Per-request deadline in milliseconds [default: 30000].
+    #[arg(long, env = "PERCEPT_DEADLINE_MS")]
+    deadline_ms: Option<u64>,
+    /// Largest request body in bytes [default: 26214400 = 25 MiB].
+    #[arg(long, env = "PERCEPT_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Largest image in pixels after decoding [default: 40000000].
+    #[arg(long, env = "PERCEPT_MAX_PIXELS")]
+    max_pixels: Option<u64>,
+    /// Largest image side in pixels [default: 12000].
+    #[arg(long, env = "PERCEPT_MAX_SIDE")]
+    max_side: Option<u32>,
+    /// Most images in one multipart request [default: 64].
+    #[arg(long, env = "PERCEPT_MAX_PARTS")]
+    max_parts: Option<usize>,
+}
+
+impl ServeArgs {
+    /// Defaults, then the TOML file, then flags and environment.
+    pub(crate) fn resolve(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_toml_file(path)?,
+            None => Config::default(),
+        };
+        macro_rules! apply {
+            ($($field:ident),*) => {$( if let Some(v) = self.$field { config.$field = v; } )*};
+        }
+        apply!(
+            addr,
+            workers,
+            queue,
+            deadline_ms,
+            max_body_bytes,
+            max_pixels,
+            max_side,
+            max_parts
+        );
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PERCEPT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let config = args.resolve()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        // The async side only shuffles bytes; image work runs on the pool's own threads.
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("binding {}", config.addr))?;
+        let addr = listener.local_addr()?;
+        let tasks = percept_server::tasks::default_registry();
+        tracing::info!(
+            %addr,
+            workers = config.workers,
+            queue = config.queue,
+            tasks = ?tasks.names(),
+            "percept {} listening on http://{addr}",
+            env!("CARGO_PKG_VERSION")
+        );
+        let state = AppState::new(config, tasks, Vec::new(), "none");
+        percept_server::serve(listener, state, shutdown_signal())
+            .await
+            .context("serving")
+    })
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = match cli.command {
+        None => serve(&ServeArgs::default()),
+        Some(Command::Serve(args)) => serve(&args),
+        Some(Command::Run(args)) => return run::run(&args),
+        Some(Command::Batch(args)) => return batch::batch(&args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("percept: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}

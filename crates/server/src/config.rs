@@ -1,0 +1,149 @@
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use percept_core::DecodeLimits;
+use serde::{Deserialize, Serialize};
+
+/// Everything the service can be configured with. Flags and `PERCEPT_*` variables (in the
+/// CLI) override a TOML file, which overrides these defaults (DESIGN §3).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Listen address.
+    pub addr: SocketAddr,
+    /// Worker threads running image work; defaults to the number of cores.
+    pub workers: usize,
+    /// Requests that may wait for a worker; more get `429 queue_full` at once.
+    pub queue: usize,
+    /// Per-request deadline in milliseconds, from arrival to response.
+    pub deadline_ms: u64,
+    /// Largest accepted request body in bytes.
+    pub max_body_bytes: usize,
+    /// Largest accepted image, in pixels after decoding (checked from the header).
+    pub max_pixels: u64,
+    /// Largest accepted image side in pixels.
+    pub max_side: u32,
+    /// Most `image` parts in one multipart request (batches).
+    pub max_parts: usize,
+    /// How long finished results (jobs, result URLs) are kept, in seconds.
+    pub result_ttl_secs: u64,
+    /// Result cache budget in bytes.
+    pub cache_bytes: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            queue: 32,
+            deadline_ms: 30_000,
+            max_body_bytes: 25 * 1024 * 1024,
+            max_pixels: 40_000_000,
+            max_side: 12_000,
+            max_parts: 64,
+            result_ttl_secs: 600,
+            cache_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// A config file that could not be read or parsed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading config file {path}: {source}")]
+    Read {
+        /// File path.
+        path: String,
+        /// I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for [`Config`].
+    #[error("parsing config file {path}: {source}")]
+    Parse {
+        /// File path.
+        path: String,
+        /// TOML error (names the offending key).
+        source: Box<toml::de::Error>,
+    },
+    /// A value is out of its valid range.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads a TOML file; keys not present keep their defaults, unknown keys are an error.
+    pub fn from_toml_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.display().to_string(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Checks ranges that would otherwise fail later and less clearly.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        if self.workers == 0 || self.workers > 1024 {
+            return bad("workers must be 1..=1024");
+        }
+        if self.queue > 1_000_000 {
+            return bad("queue must be at most 1000000");
+        }
+        if self.deadline_ms == 0 {
+            return bad("deadline_ms must be positive");
+        }
+        if self.max_body_bytes == 0 || self.max_pixels == 0 || self.max_side == 0 {
+            return bad("max_body_bytes, max_pixels and max_side must be positive");
+        }
+        if self.max_parts == 0 {
+            return bad("max_parts must be positive");
+        }
+        Ok(())
+    }
+
+    /// The request deadline.
+    pub fn deadline(&self) -> Duration {
+        Duration::from_millis(self.deadline_ms)
+    }
+
+    /// Decoder limits derived from the pixel limits.
+    pub fn decode_limits(&self) -> DecodeLimits {
+        DecodeLimits {
+            max_pixels: self.max_pixels,
+            max_side: self.max_side,
+            // Room for 16-bit RGBA at the pixel limit plus decoder scratch.
+            max_alloc_bytes: self.max_pixels.saturating_mul(8).saturating_add(64 << 20),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_overrides_only_given_keys() {
+        let config: Config = toml::from_str("queue = 4\nmax_side = 5000\n").unwrap();
+        assert_eq!(config.queue, 4);
+        assert_eq!(config.max_side, 5000);
+        assert_eq!(config.deadline_ms, Config::default().deadline_ms);
+        assert!(
+            toml::from_str::<Config>("queu = 4").is_err(),
+            "typos are rejected"
+        );
+        assert!(
+            Config {
+                workers: 0,
+                ..Config::default()
+            }
+            .validate()
+            .is_err()
+        );
+    }
+}

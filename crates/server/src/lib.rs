@@ -1,0 +1,57 @@
+//! percept-server: the HTTP service.
+//!
+//! [`app`] builds the axum router over an [`AppState`]; [`serve`] runs it on a listener with
+//! graceful shutdown. Requests are read by one extractor (multipart, raw image, JSON/base64),
+//! validated, and run as [`Task`]s on a bounded [`WorkPool`] of blocking threads, so overload
+//! answers `429 queue_full` at once instead of queueing without bound.
+
+mod config;
+mod error;
+mod extract;
+mod metrics;
+mod openapi;
+mod options;
+mod pool;
+mod routes;
+mod state;
+mod task;
+pub mod tasks;
+
+use std::future::Future;
+use std::sync::Arc;
+
+pub use config::{Config, ConfigError};
+pub use error::{ApiError, ErrorBody, ErrorCode};
+pub use extract::{BodyLimits, ImageInput, ImagePart, read_image_input};
+pub use metrics::resident_memory_bytes;
+pub use openapi::document as openapi_document;
+pub use options::Options;
+pub use pool::{PoolError, Ran, WorkPool};
+pub use routes::app;
+pub use state::{AppState, ModelInfo};
+pub use task::{
+    COMMON_OPTIONS, Executed, OptionDoc, PreparedJob, Render, Stages, Task, TaskOutput,
+    TaskRegistry, execute,
+};
+
+/// Serves [`app`] on `listener` until `shutdown` resolves, then stops accepting, lets every
+/// in-flight request finish, drains the work queue and joins the workers.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let draining = Arc::clone(&state);
+    axum::serve(listener, app(Arc::clone(&state)))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutdown requested: refusing new work, draining in-flight requests");
+            draining.begin_shutdown();
+        })
+        .await?;
+    tokio::task::spawn_blocking(move || state.drain())
+        .await
+        .map_err(std::io::Error::other)?;
+    tracing::info!("drained; bye");
+    Ok(())
+}

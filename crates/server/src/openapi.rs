@@ -1,0 +1,116 @@
+use serde_json::{Value, json};
+use utoipa::OpenApi;
+use utoipa::openapi::PathItem;
+
+use crate::TaskRegistry;
+use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
+use crate::state::ModelInfo;
+use crate::task::COMMON_OPTIONS;
+use crate::tasks::InspectResult;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "percept",
+        description = "Offline, CPU-first computer vision on photos of people: human parsing, face \
+                       privacy, art filters, holistic landmarks."
+    ),
+    components(schemas(ErrorBody, ErrorDetail, ErrorCode, ModelInfo, InspectResult))
+)]
+struct Base;
+
+fn fixed_paths() -> Value {
+    let json_ok = |description: &str| json!({"description": description, "content": {"application/json": {"schema": {"type": "object"}}}});
+    json!({
+        "/healthz": {"get": {"summary": "Liveness: the process answers", "responses": {"200": json_ok("alive")}}},
+        "/readyz": {"get": {"summary": "Readiness: models loaded and warmed, not draining",
+            "responses": {"200": json_ok("ready"), "503": json_ok("loading or shutting down")}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics, every name prefixed percept_",
+            "responses": {"200": {"description": "text exposition", "content": {"text/plain": {}}}}}},
+        "/v1/models": {"get": {"summary": "Models loaded, with sha256 and input shape",
+            "responses": {"200": json_ok("engine and models")}}},
+    })
+}
+
+fn error_responses() -> Value {
+    let error = json!({"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}});
+    let with = |description: &str| {
+        let mut e = error.clone();
+        e["description"] = json!(description);
+        e
+    };
+    json!({
+        "400": with("invalid_image: empty, truncated, corrupt or unknown image, no image field, bad base64"),
+        "413": with("payload_too_large (bytes) or image_too_large (pixels)"),
+        "415": with("unsupported_media_type"),
+        "422": with("bad_option: unknown option or value out of range"),
+        "429": with("queue_full; see Retry-After"),
+        "500": with("internal"),
+        "503": with("timeout or shutting_down"),
+    })
+}
+
+fn task_path(name: &str, summary: &str, parameters: Vec<Value>, result_schema: Value) -> Value {
+    json!({"post": {
+        "summary": summary,
+        "operationId": name.replace('/', "_"),
+        "parameters": parameters,
+        "requestBody": {"required": true, "content": {
+            "multipart/form-data": {"schema": {"type": "object", "required": ["image"],
+                "properties": {"image": {"type": "string", "format": "binary"}}}},
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {"schema": {"type": "object", "required": ["image"],
+                "properties": {"image": {"type": "string", "description": "base64, data-URL prefix allowed"}}}},
+        }},
+        "responses": {
+            "200": {"description": "the result; with Accept: image/png or image/jpeg, the rendered image itself",
+                "headers": {
+                    "x-queue-time": {"description": "ms waiting for a worker", "schema": {"type": "string"}},
+                    "x-compute-time": {"description": "ms of work", "schema": {"type": "string"}},
+                },
+                "content": {"application/json": {"schema": result_schema},
+                            "image/png": {}, "image/jpeg": {}}},
+        },
+    }})
+}
+
+/// The OpenAPI 3.1 description of the API, including every registered task and its options.
+pub fn document(tasks: &TaskRegistry) -> utoipa::openapi::OpenApi {
+    let mut doc = Base::openapi();
+    let mut paths = fixed_paths();
+    for task in tasks.iter() {
+        let parameters = task
+            .options()
+            .iter()
+            .chain(COMMON_OPTIONS)
+            .map(|o| {
+                json!({"name": o.name, "in": "query", "required": false,
+                       "description": format!("{} (default {})", o.description, o.default),
+                       "schema": {"type": o.kind}})
+            })
+            .collect();
+        let schema = if task.name() == "inspect" {
+            json!({"$ref": "#/components/schemas/InspectResult"})
+        } else {
+            json!({"type": "object"})
+        };
+        let mut item = task_path(task.name(), task.summary(), parameters, schema);
+        if let Some(responses) = item["post"]["responses"].as_object_mut()
+            && let Value::Object(errors) = error_responses()
+        {
+            responses.extend(errors);
+        }
+        paths[format!("/v1/{}", task.name())] = item;
+    }
+    if let Value::Object(paths) = paths {
+        for (path, item) in paths {
+            match serde_json::from_value::<PathItem>(item) {
+                Ok(item) => {
+                    doc.paths.paths.insert(path, item);
+                }
+                Err(e) => tracing::error!(%path, error = %e, "invalid OpenAPI path item"),
+            }
+        }
+    }
+    doc
+}

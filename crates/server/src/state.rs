@@ -1,0 +1,106 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::extract::BodyLimits;
+use crate::metrics::Metrics;
+use crate::pool::WorkPool;
+use crate::{Config, TaskRegistry};
+
+/// A loaded model as listed by `GET /v1/models`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ModelInfo {
+    /// Model name from the manifest.
+    pub name: String,
+    /// Model version or source package version.
+    pub version: String,
+    /// sha256 of the file, verified at load.
+    pub sha256: String,
+    /// Input tensor shape.
+    pub input: Vec<usize>,
+    /// Output labels, for classifiers and segmenters.
+    pub labels: Vec<String>,
+}
+
+/// Everything the handlers share. Built once at start; cloned as an `Arc`.
+pub struct AppState {
+    /// The resolved configuration.
+    pub config: Arc<Config>,
+    /// Tasks served under `/v1/`.
+    pub tasks: TaskRegistry,
+    /// Loaded models.
+    pub models: Vec<ModelInfo>,
+    /// Inference engine in use (`none` while no model is loaded).
+    pub engine: String,
+    pub(crate) pool: WorkPool,
+    pub(crate) metrics: Metrics,
+    ready: AtomicBool,
+    shutting_down: AtomicBool,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .field("tasks", &self.tasks)
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Starts the worker pool and registers metrics. The state is ready at once when it has
+    /// no models to warm; otherwise call [`AppState::set_ready`] after warming them.
+    pub fn new(
+        config: Config,
+        tasks: TaskRegistry,
+        models: Vec<ModelInfo>,
+        engine: &str,
+    ) -> Arc<Self> {
+        let pool = WorkPool::new(config.workers, config.queue);
+        Arc::new(Self {
+            ready: AtomicBool::new(models.is_empty()),
+            config: Arc::new(config),
+            tasks,
+            models,
+            engine: engine.to_string(),
+            pool,
+            metrics: Metrics::new(engine),
+            shutting_down: AtomicBool::new(false),
+        })
+    }
+
+    /// Marks the models loaded and warmed: `/readyz` turns 200.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// Ready to take traffic: models warmed and not draining.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst) && !self.is_shutting_down()
+    }
+
+    /// Refuses new work from now on; work already accepted still completes.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`AppState::begin_shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Waits for queued and running work to finish and stops the workers.
+    pub fn drain(&self) {
+        self.pool.shutdown();
+    }
+
+    pub(crate) fn body_limits(&self) -> BodyLimits {
+        BodyLimits {
+            max_body_bytes: self.config.max_body_bytes,
+            max_parts: self.config.max_parts,
+        }
+    }
+}

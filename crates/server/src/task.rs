@@ -1,0 +1,216 @@
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use percept_core::{DecodeLimits, Decoded, OutputFormat, RgbImage, decode, encode};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::{ApiError, Options};
+
+/// Named durations of the stages one request went through, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Stages {
+    entries: Vec<(&'static str, Duration)>,
+}
+
+impl Stages {
+    /// Runs `f` and records its duration under `name`.
+    pub fn time<T>(&mut self, name: &'static str, f: impl FnOnce() -> T) -> T {
+        let start = Instant::now();
+        let value = f();
+        self.record(name, start.elapsed());
+        value
+    }
+
+    /// Records a duration measured elsewhere.
+    pub fn record(&mut self, name: &'static str, duration: Duration) {
+        self.entries.push((name, duration));
+    }
+
+    /// The recorded stages in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, Duration)> + '_ {
+        self.entries.iter().copied()
+    }
+}
+
+/// What a task produced: its JSON fields and, for tasks that draw, an image.
+#[derive(Debug, Clone, Default)]
+pub struct TaskOutput {
+    /// The task's JSON body (without the rendered image, which the server adds).
+    pub json: Map<String, Value>,
+    /// The rendered result, if the task produces one.
+    pub image: Option<RgbImage>,
+}
+
+impl TaskOutput {
+    /// An output from a serialisable value (which must serialise to a JSON object).
+    pub fn from_serialize(
+        value: &impl Serialize,
+        image: Option<RgbImage>,
+    ) -> Result<Self, ApiError> {
+        match serde_json::to_value(value).map_err(ApiError::internal)? {
+            Value::Object(json) => Ok(Self { json, image }),
+            other => Err(ApiError::internal(format!(
+                "task output is not an object: {other}"
+            ))),
+        }
+    }
+}
+
+/// A task's work, validated and ready to run on a worker.
+pub type PreparedJob = Box<dyn FnOnce(Decoded, &mut Stages) -> Result<TaskOutput, ApiError> + Send>;
+
+/// Documentation of one option, for `/openapi.json` and error messages.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct OptionDoc {
+    /// Option name, as in the query string or JSON body.
+    pub name: &'static str,
+    /// JSON type: `number`, `integer`, `string` or `boolean`.
+    pub kind: &'static str,
+    /// Default value, as text.
+    pub default: &'static str,
+    /// What it does and its valid range.
+    pub description: &'static str,
+}
+
+/// One kind of work percept does on a photo. The server and the CLI both run tasks through
+/// this trait, which keeps the HTTP and `--json` outputs identical.
+pub trait Task: Send + Sync {
+    /// The route after `/v1/` and the `task` label in metrics, e.g. `inspect`, `art/pencil`.
+    fn name(&self) -> &str;
+    /// One line for the API description.
+    fn summary(&self) -> &str;
+    /// The options it accepts.
+    fn options(&self) -> &[OptionDoc];
+    /// Validates `options` (before any queueing, so bad options cost nothing) and returns the
+    /// work to run on the decoded image.
+    fn prepare(&self, options: Options) -> Result<PreparedJob, ApiError>;
+}
+
+/// The tasks a server or CLI offers, looked up by name.
+#[derive(Clone, Default)]
+pub struct TaskRegistry {
+    tasks: Vec<Arc<dyn Task>>,
+}
+
+impl std::fmt::Debug for TaskRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.tasks.iter().map(|t| t.name()))
+            .finish()
+    }
+}
+
+impl TaskRegistry {
+    /// Adds a task; a later task with the same name replaces the earlier one.
+    pub fn register(&mut self, task: Arc<dyn Task>) {
+        self.tasks.retain(|t| t.name() != task.name());
+        self.tasks.push(task);
+    }
+
+    /// The task called `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Task>> {
+        self.tasks.iter().find(|t| t.name() == name).cloned()
+    }
+
+    /// Every task, in registration order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Task>> {
+        self.tasks.iter()
+    }
+
+    /// Task names, for messages.
+    pub fn names(&self) -> Vec<String> {
+        self.tasks.iter().map(|t| t.name().to_string()).collect()
+    }
+}
+
+/// How the result should be rendered, decided from `Accept` and the `format` / `quality`
+/// options before the work is queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Render {
+    /// Encoding of the result image.
+    pub format: OutputFormat,
+    /// Answer with the image itself instead of JSON.
+    pub raw_image: bool,
+}
+
+/// The options every task accepts besides its own.
+pub const COMMON_OPTIONS: &[OptionDoc] = &[
+    OptionDoc {
+        name: "format",
+        kind: "string",
+        default: "png",
+        description: "Encoding of the result image: png or jpeg. `Accept: image/jpeg` implies jpeg.",
+    },
+    OptionDoc {
+        name: "quality",
+        kind: "integer",
+        default: "90",
+        description: "JPEG quality, 1–100.",
+    },
+];
+
+impl Render {
+    /// Takes `format` and `quality` from `options`; `accept` is the request's `Accept` header.
+    pub fn from_request(accept: Option<&str>, options: &mut Options) -> Result<Self, ApiError> {
+        let accept = accept.unwrap_or_default().to_ascii_lowercase();
+        let wants_jpeg = accept.contains("image/jpeg") || accept.contains("image/jpg");
+        let wants_png = accept.contains("image/png");
+        let quality = options
+            .take_f64("quality", 1.0..=100.0)?
+            .map_or(90, |q| q.round() as u8);
+        let format = match options.take_choice("format", &["png", "jpeg", "jpg"])? {
+            Some("png") => OutputFormat::Png,
+            Some(_) => OutputFormat::Jpeg { quality },
+            None if wants_jpeg && !wants_png => OutputFormat::Jpeg { quality },
+            None => OutputFormat::Png,
+        };
+        Ok(Self {
+            format,
+            raw_image: wants_jpeg || wants_png,
+        })
+    }
+}
+
+/// The outcome of running a task on one image.
+#[derive(Debug, Clone)]
+pub struct Executed {
+    /// The task's JSON fields.
+    pub json: Map<String, Value>,
+    /// The encoded result image, if the task produced one.
+    pub image: Option<Vec<u8>>,
+    /// The encoding of `image`.
+    pub format: OutputFormat,
+    /// Stage timings: decode, the task's own stages, encode.
+    pub stages: Stages,
+}
+
+/// Decodes `bytes`, runs `job` and encodes its image: the whole synchronous path of one
+/// request, shared by the worker pool and the CLI.
+pub fn execute(
+    job: PreparedJob,
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    render: Render,
+) -> Result<Executed, ApiError> {
+    let mut stages = Stages::default();
+    let decoded = stages.time("decode", || decode(bytes, limits))?;
+    let start = Instant::now();
+    let recorded = stages.entries.len();
+    let output = job(decoded, &mut stages)?;
+    // Tasks with sub-stages (detect, landmarks…) time them; the others are one `infer` stage.
+    if stages.entries.len() == recorded {
+        stages.record("infer", start.elapsed());
+    }
+    let image = output
+        .image
+        .as_ref()
+        .map(|img| stages.time("encode", || encode(img, render.format)))
+        .transpose()?;
+    Ok(Executed {
+        json: output.json,
+        image,
+        format: render.format,
+        stages,
+    })
+}
