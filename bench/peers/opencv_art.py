@@ -42,7 +42,7 @@ def watercolor(bgr):
     return np.clip(washed * (1 - 0.15 * paper)[..., None] * 255, 0, 255).astype(np.uint8)
 
 
-def cartoon(bgr, levels=6, threshold=0.3):
+def cartoon(bgr, levels=6, threshold=0.8):
     res = cv2.edgePreservingFilter(bgr, flags=cv2.NORMCONV_FILTER, sigma_s=60, sigma_r=0.45).astype(np.float32) / 255
     y = cv2.cvtColor(res, cv2.COLOR_BGR2GRAY)
     mag = cv2.magnitude(cv2.Sobel(y, cv2.CV_32F, 1, 0), cv2.Sobel(y, cv2.CV_32F, 0, 1))

@@ -135,33 +135,42 @@ pub(crate) fn bounds(
         ct.push(acc);
     }
     ct.push([f32::INFINITY; STRIP]);
-    count_le(ct, -radius, lo);
-    count_le(ct, radius, up);
+    count_le(ct, radius, lo, up);
     ct.truncate(n);
 }
 
-/// For each position `j < n` and lane, how many `ct[i]` (`i < n`) are `≤ ct[j] + off`, where
-/// `ct` holds `n` increasing coordinates per lane followed by a row of `+∞`.
+/// For each position `j < n` and lane, how many `ct[i]` (`i < n`) are `≤ ct[j] − r` (into
+/// `lo`) and `≤ ct[j] + r` (into `up`), where `ct` holds `n` increasing coordinates per lane
+/// followed by a row of `+∞`.
 ///
-/// A branch-free merge of the sorted sequences `ct` and `ct + off`, run on all lanes in
+/// Two branch-free merges of the sorted sequences `ct` and `ct ± r`, run on all lanes in
 /// lockstep: each step either consumes a coordinate (`i += 1`) or settles a position
-/// (`j += 1`), so `2n` steps finish every lane, and the lanes' independent chains overlap.
-fn count_le(ct: &[Lane], off: f32, out: &mut Vec<[u32; STRIP]>) {
+/// (`j += 1`), so `2n` steps finish every lane, and the 32 independent chains overlap.
+fn count_le(ct: &[Lane], r: f32, lo: &mut Vec<[u32; STRIP]>, up: &mut Vec<[u32; STRIP]>) {
     let n = ct.len() - 1;
-    out.clear();
-    out.resize(n + 1, [0; STRIP]);
-    let (mut i, mut j) = ([0usize; STRIP], [0usize; STRIP]);
+    for out in [&mut *lo, &mut *up] {
+        out.clear();
+        out.resize(n + 1, [0; STRIP]);
+    }
+    let (mut il, mut jl) = ([0usize; STRIP], [0usize; STRIP]);
+    let (mut iu, mut ju) = ([0usize; STRIP], [0usize; STRIP]);
     for _ in 0..2 * n {
         for k in 0..STRIP {
-            let (ik, jk) = (i[k].min(n), j[k]);
-            // Row `n` of `out` absorbs the writes of lanes that have finished.
-            out[jk][k] = ik as u32;
-            let take = usize::from(ct[ik][k] <= ct[jk][k] + off);
-            i[k] = ik + take;
-            j[k] = jk + 1 - take;
+            // Row `n` of the outputs absorbs the writes of lanes that have finished.
+            let (ik, jk) = (il[k].min(n), jl[k]);
+            lo[jk][k] = ik as u32;
+            let take = usize::from(ct[ik][k] <= ct[jk][k] - r);
+            il[k] = ik + take;
+            jl[k] = jk + 1 - take;
+            let (ik, jk) = (iu[k].min(n), ju[k]);
+            up[jk][k] = ik as u32;
+            let take = usize::from(ct[ik][k] <= ct[jk][k] + r);
+            iu[k] = ik + take;
+            ju[k] = jk + 1 - take;
         }
     }
-    out.truncate(n);
+    lo.truncate(n);
+    up.truncate(n);
 }
 
 /// The 1-D kernel of one pass.

@@ -8,6 +8,7 @@
 mod config;
 mod error;
 mod extract;
+mod jobs;
 mod metrics;
 mod openapi;
 mod options;

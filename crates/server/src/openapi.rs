@@ -29,6 +29,15 @@ fn fixed_paths() -> Value {
             "responses": {"200": {"description": "text exposition", "content": {"text/plain": {}}}}}},
         "/v1/models": {"get": {"summary": "Models loaded, with sha256 and input shape",
             "responses": {"200": json_ok("engine and models")}}},
+        "/v1/batch/{task}": {"post": {"summary": "Several images (repeated `image` parts, or JSON `images`) through one task; per-image results in order, a failing image reports its error in its slot",
+            "parameters": [{"name": "task", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": {"200": json_ok("{task, count, succeeded, failed, results[{index, filename, status, result | error}]}")}}},
+        "/v1/jobs/{task}": {"post": {"summary": "Submit one image as an async job; returns 202 {id, status_url, result_url}",
+            "parameters": [{"name": "task", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": {"202": json_ok("accepted"), "429": json_ok("queue_full")}}},
+        "/v1/jobs/{id}/result": {"get": {"summary": "The job's result once done (202 with its status before; the job's error if it failed; 404 after the TTL)",
+            "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": {"200": json_ok("the task's result"), "202": json_ok("not finished"), "404": json_ok("unknown or expired")}}},
     })
 }
 

@@ -45,8 +45,8 @@ struct Job {
 trait Runnable: Send {
     /// Nobody waits for the result any more (the request was cancelled or timed out).
     fn abandoned(&self) -> bool;
-    /// Runs the work, sends the outcome, and says whether it panicked.
-    fn run(self: Box<Self>, started: Instant, queued: Duration) -> bool;
+    /// Runs the work and sends the outcome, counting a panic before the caller can see it.
+    fn run(self: Box<Self>, started: Instant, queued: Duration, counters: &Counters);
 }
 
 struct Pending<T, F> {
@@ -59,7 +59,7 @@ impl<T: Send, F: FnOnce() -> T + Send> Runnable for Pending<T, F> {
         self.reply.is_closed()
     }
 
-    fn run(self: Box<Self>, started: Instant, queued: Duration) -> bool {
+    fn run(self: Box<Self>, started: Instant, queued: Duration, counters: &Counters) {
         let outcome = catch_unwind(AssertUnwindSafe(self.work))
             .map(|value| {
                 (
@@ -71,9 +71,11 @@ impl<T: Send, F: FnOnce() -> T + Send> Runnable for Pending<T, F> {
                 )
             })
             .map_err(|payload| PoolError::Panicked(panic_message(payload.as_ref())));
-        let panicked = outcome.is_err();
+        if outcome.is_err() {
+            counters.panics.fetch_add(1, Ordering::Relaxed);
+        }
+        counters.in_flight.fetch_sub(1, Ordering::Relaxed);
         let _ = self.reply.send(outcome);
-        panicked
     }
 }
 
@@ -236,11 +238,8 @@ fn worker_loop(receiver: &flume::Receiver<Job>, counters: &Counters) {
             continue;
         }
         counters.in_flight.fetch_add(1, Ordering::Relaxed);
-        let panicked = job.work.run(now, now.duration_since(job.enqueued));
-        counters.in_flight.fetch_sub(1, Ordering::Relaxed);
-        if panicked {
-            counters.panics.fetch_add(1, Ordering::Relaxed);
-        }
+        job.work
+            .run(now, now.duration_since(job.enqueued), counters);
     }
 }
 

@@ -12,10 +12,12 @@ use serde_json::{Value, json};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::extract::ImagePart;
 use crate::extract::read_image_input;
 use crate::pool::PoolError;
+use crate::pool::Ran;
 use crate::state::AppState;
-use crate::task::{Executed, Render, Task, execute};
+use crate::task::{Executed, PreparedJob, Render, Stages, Task, execute};
 use crate::{ApiError, ErrorCode};
 
 /// The whole HTTP surface over `state`, without a socket, so tests can drive it directly.
@@ -30,6 +32,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/models", get(models))
         .route("/openapi.json", get(openapi))
         .route("/v1/{*task}", post(task_route))
+        .route("/v1/batch/{*task}", post(batch_route))
+        .route("/v1/jobs/{*path}", post(submit_job_route).get(job_route))
         .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -98,11 +102,38 @@ async fn openapi(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Single,
+    Batch,
+    Job,
+}
+
 async fn task_route(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     request: Request,
 ) -> Response {
+    dispatch(state, Kind::Single, name, request).await
+}
+
+async fn batch_route(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    request: Request,
+) -> Response {
+    dispatch(state, Kind::Batch, name, request).await
+}
+
+async fn submit_job_route(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    request: Request,
+) -> Response {
+    dispatch(state, Kind::Job, name, request).await
+}
+
+async fn dispatch(state: Arc<AppState>, kind: Kind, name: String, request: Request) -> Response {
     let arrived = Instant::now();
     let Some(task) = state.tasks.get(&name) else {
         let error = ApiError::not_found(format!(
@@ -114,7 +145,12 @@ async fn task_route(
             .observe_request("unknown", error.status().as_u16(), arrived.elapsed());
         return error.into_response();
     };
-    let response = match run_task(&state, task.as_ref(), request, arrived).await {
+    let outcome = match kind {
+        Kind::Single => run_single(&state, &task, request, arrived).await,
+        Kind::Batch => run_batch(&state, &task, request, arrived).await,
+        Kind::Job => submit_job(&state, &task, request, arrived).await,
+    };
+    let response = match outcome {
         Ok(response) => response,
         Err(error) => {
             if matches!(
@@ -129,55 +165,101 @@ async fn task_route(
             error.into_response()
         }
     };
+    let label = match kind {
+        Kind::Single => task.name().to_string(),
+        Kind::Batch => format!("batch/{}", task.name()),
+        Kind::Job => format!("jobs/{}", task.name()),
+    };
     state
         .metrics
-        .observe_request(task.name(), response.status().as_u16(), arrived.elapsed());
+        .observe_request(&label, response.status().as_u16(), arrived.elapsed());
     response
 }
 
-async fn run_task(
-    state: &Arc<AppState>,
+fn timeout_error(state: &AppState) -> ApiError {
+    ApiError::new(
+        ErrorCode::Timeout,
+        format!(
+            "the request did not finish within {} ms",
+            state.config.deadline_ms
+        ),
+    )
+}
+
+/// A request read and validated: images, their prepared jobs, and how to render results.
+struct Accepted {
+    images: Vec<ImagePart>,
+    jobs: Vec<PreparedJob>,
+    render: Render,
+}
+
+async fn accept(
+    state: &AppState,
     task: &dyn Task,
     request: Request,
-    arrived: Instant,
-) -> Result<Response, ApiError> {
+    deadline: Instant,
+) -> Result<Accepted, ApiError> {
     if state.is_shutting_down() {
         return Err(ApiError::new(
             ErrorCode::ShuttingDown,
             "the server is shutting down",
         ));
     }
-    let deadline = arrived + state.config.deadline();
-    let timeout = || {
-        ApiError::new(
-            ErrorCode::Timeout,
-            format!(
-                "the request did not finish within {} ms",
-                state.config.deadline_ms
-            ),
-        )
-    };
     let (parts, body) = request.into_parts();
     let input = tokio::time::timeout_at(
         deadline.into(),
         read_image_input(&parts.headers, parts.uri.query(), body, state.body_limits()),
     )
     .await
-    .map_err(|_| timeout())??;
+    .map_err(|_| timeout_error(state))??;
     let mut options = input.options;
-    let [image] = <[_; 1]>::try_from(input.images).map_err(|images: Vec<_>| {
-        ApiError::bad_option(format!(
-            "this route takes one image, got {}; send several to /v1/batch/{}",
-            images.len(),
-            task.name()
-        ))
-    })?;
     let accept = parts
         .headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok());
     let render = Render::from_request(accept, &mut options)?;
-    let job = task.prepare(options)?;
+    // Each image needs its own job; options are validated by the first `prepare`.
+    let jobs = input
+        .images
+        .iter()
+        .map(|_| task.prepare(options.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Accepted {
+        images: input.images,
+        jobs,
+        render,
+    })
+}
+
+fn observe_stages(state: &AppState, task: &str, ran: Ran, executed: &Executed) {
+    state.metrics.observe_stage(task, "queue", ran.queued);
+    for (stage, duration) in executed.stages.iter() {
+        state.metrics.observe_stage(task, stage, duration);
+    }
+}
+
+async fn run_single(
+    state: &Arc<AppState>,
+    task: &Arc<dyn Task>,
+    request: Request,
+    arrived: Instant,
+) -> Result<Response, ApiError> {
+    let deadline = arrived + state.config.deadline();
+    let Accepted {
+        images,
+        jobs,
+        render,
+    } = accept(state, task.as_ref(), request, deadline).await?;
+    let ([image], [job]) = (
+        <[_; 1]>::try_from(images).map_err(|images: Vec<_>| {
+            ApiError::bad_option(format!(
+                "this route takes one image, got {}; send several to /v1/batch/{}",
+                images.len(),
+                task.name()
+            ))
+        })?,
+        <[_; 1]>::try_from(jobs).map_err(|_| ApiError::internal("job count mismatch"))?,
+    );
     let limits = state.config.decode_limits();
     let pending = state
         .pool
@@ -187,15 +269,10 @@ async fn run_task(
         .map_err(|e| pool_error(e, state))?;
     let (outcome, ran) = tokio::time::timeout_at(deadline.into(), pending)
         .await
-        .map_err(|_| timeout())?
+        .map_err(|_| timeout_error(state))?
         .map_err(|e| pool_error(e, state))?;
     let executed = outcome?;
-    state
-        .metrics
-        .observe_stage(task.name(), "queue", ran.queued);
-    for (stage, duration) in executed.stages.iter() {
-        state.metrics.observe_stage(task.name(), stage, duration);
-    }
+    observe_stages(state, task.name(), ran, &executed);
     Ok(respond(
         executed,
         render,
@@ -203,6 +280,154 @@ async fn run_task(
         ran.compute,
         arrived.elapsed(),
     ))
+}
+
+/// Runs every image of a batch in one queue slot, one after the other, each under its own
+/// panic guard, so one bad image gives an error in its slot and does not fail the rest.
+async fn run_batch(
+    state: &Arc<AppState>,
+    task: &Arc<dyn Task>,
+    request: Request,
+    arrived: Instant,
+) -> Result<Response, ApiError> {
+    let deadline = arrived + state.config.deadline();
+    let Accepted {
+        images,
+        jobs,
+        mut render,
+    } = accept(state, task.as_ref(), request, deadline).await?;
+    render.raw_image = false;
+    let limits = state.config.decode_limits();
+    let filenames: Vec<Option<String>> = images.iter().map(|i| i.filename.clone()).collect();
+    let pending = state
+        .pool
+        .submit(deadline, move || {
+            images
+                .into_iter()
+                .zip(jobs)
+                .map(|(image, job)| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        execute(job, &image.bytes, &limits, render)
+                    }))
+                    .unwrap_or_else(|_| Err(ApiError::internal("a batch item panicked")))
+                })
+                .collect::<Vec<_>>()
+        })
+        .map_err(|e| pool_error(e, state))?;
+    let (outcomes, ran) = tokio::time::timeout_at(deadline.into(), pending)
+        .await
+        .map_err(|_| timeout_error(state))?
+        .map_err(|e| pool_error(e, state))?;
+    let mut succeeded = 0usize;
+    let results: Vec<Value> = outcomes
+        .into_iter()
+        .zip(filenames)
+        .enumerate()
+        .map(|(index, (outcome, filename))| match outcome {
+            Ok(executed) => {
+                succeeded += 1;
+                observe_stages(state, task.name(), ran, &executed);
+                json!({"index": index, "filename": filename, "status": 200,
+                       "result": result_json(executed)})
+            }
+            Err(error) => json!({"index": index, "filename": filename,
+                                 "status": error.status().as_u16(), "error": error.body()}),
+        })
+        .collect();
+    let failed = results.len() - succeeded;
+    let body = json!({"task": task.name(), "count": results.len(), "succeeded": succeeded,
+                      "failed": failed, "results": results});
+    let mut response = Json(body).into_response();
+    timing_headers(
+        response.headers_mut(),
+        ran.queued,
+        ran.compute,
+        arrived.elapsed(),
+        None,
+    );
+    Ok(response)
+}
+
+async fn submit_job(
+    state: &Arc<AppState>,
+    task: &Arc<dyn Task>,
+    request: Request,
+    arrived: Instant,
+) -> Result<Response, ApiError> {
+    let deadline = arrived + state.config.deadline();
+    let Accepted {
+        images,
+        jobs,
+        mut render,
+    } = accept(state, task.as_ref(), request, deadline).await?;
+    render.raw_image = false;
+    let ([image], [job]) = (
+        <[_; 1]>::try_from(images).map_err(|images: Vec<_>| {
+            ApiError::bad_option(format!(
+                "a job takes one image, got {}; submit one job per image",
+                images.len()
+            ))
+        })?,
+        <[_; 1]>::try_from(jobs).map_err(|_| ApiError::internal("job count mismatch"))?,
+    );
+    let id = state.jobs.create(task.name());
+    let limits = state.config.decode_limits();
+    let jobs = Arc::clone(&state.jobs);
+    let job_id = id.clone();
+    // The job's deadline runs from submission; a client does not hold a connection open.
+    let job_deadline = Instant::now() + state.config.deadline();
+    let pending = state
+        .pool
+        .submit(job_deadline, move || {
+            jobs.mark_running(&job_id);
+            execute(job, &image.bytes, &limits, render)
+        })
+        .map_err(|e| {
+            state.jobs.remove(&id);
+            pool_error(e, state)
+        })?;
+    let jobs = Arc::clone(&state.jobs);
+    let job_id = id.clone();
+    let background = Arc::clone(state);
+    let task_name = task.name().to_string();
+    tokio::spawn(async move {
+        let outcome = match pending.await {
+            Ok((Ok(executed), ran)) => {
+                observe_stages(&background, &task_name, ran, &executed);
+                Ok(result_json(executed))
+            }
+            Ok((Err(error), _)) => Err(error),
+            Err(error) => Err(pool_error(error, &background)),
+        };
+        jobs.finish(&job_id, outcome);
+    });
+    let body = json!({"id": id, "status": "queued",
+                      "status_url": format!("/v1/jobs/{id}"),
+                      "result_url": format!("/v1/jobs/{id}/result")});
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+async fn job_route(State(state): State<Arc<AppState>>, Path(path): Path<String>) -> Response {
+    let (id, want_result) = match path.split_once('/') {
+        Some((id, "result")) => (id, true),
+        None => (path.as_str(), false),
+        Some(_) => return ApiError::not_found("no such job route").into_response(),
+    };
+    let Some(view) = state.jobs.get(id) else {
+        return ApiError::not_found(format!(
+            "no job `{id}` (unknown, or its result expired after {} s)",
+            state.config.result_ttl_secs
+        ))
+        .into_response();
+    };
+    if !want_result {
+        return Json(view.status_json()).into_response();
+    }
+    match view.outcome {
+        None => (StatusCode::ACCEPTED, Json(view.status_json())).into_response(),
+        Some(Ok(result)) => Json(result).into_response(),
+        Some(Err(error)) => error.into_response(),
+    }
 }
 
 fn pool_error(error: PoolError, state: &AppState) -> ApiError {
@@ -230,40 +455,33 @@ fn millis(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1000.0)
 }
 
-fn respond(
-    executed: Executed,
-    render: Render,
+/// The JSON of one executed task: its fields plus the rendered image as base64.
+fn result_json(executed: Executed) -> Value {
+    let mut json = executed.json;
+    if let Some(image) = executed.image {
+        json.insert(
+            "image".into(),
+            Value::String(base64::engine::general_purpose::STANDARD.encode(image)),
+        );
+        json.insert(
+            "image_format".into(),
+            Value::String(executed.format.extension().into()),
+        );
+    }
+    Value::Object(json)
+}
+
+fn timing_headers(
+    headers: &mut HeaderMap,
     queued: Duration,
     compute: Duration,
     total: Duration,
-) -> Response {
+    stages: Option<&Stages>,
+) {
     let mut server_timing = vec![format!("queue;dur={}", millis(queued))];
-    server_timing.extend(
-        executed
-            .stages
-            .iter()
-            .map(|(s, d)| format!("{s};dur={}", millis(d))),
-    );
-    let mut response = match (executed.image, render.raw_image) {
-        (Some(image), true) => {
-            ([(header::CONTENT_TYPE, executed.format.mime())], image).into_response()
-        }
-        (image, _) => {
-            let mut json = executed.json;
-            if let Some(image) = image {
-                json.insert(
-                    "image".into(),
-                    Value::String(base64::engine::general_purpose::STANDARD.encode(image)),
-                );
-                json.insert(
-                    "image_format".into(),
-                    Value::String(executed.format.extension().into()),
-                );
-            }
-            Json(Value::Object(json)).into_response()
-        }
-    };
-    let headers: &mut HeaderMap = response.headers_mut();
+    if let Some(stages) = stages {
+        server_timing.extend(stages.iter().map(|(s, d)| format!("{s};dur={}", millis(d))));
+    }
     for (name, value) in [
         ("x-queue-time", millis(queued)),
         ("x-compute-time", millis(compute)),
@@ -274,5 +492,30 @@ fn respond(
             headers.insert(name, value);
         }
     }
+}
+
+fn respond(
+    executed: Executed,
+    render: Render,
+    queued: Duration,
+    compute: Duration,
+    total: Duration,
+) -> Response {
+    let stages = executed.stages.clone();
+    let mut response = match (&executed.image, render.raw_image) {
+        (Some(_), true) => {
+            let mime = executed.format.mime();
+            let image = executed.image.unwrap_or_default();
+            ([(header::CONTENT_TYPE, mime)], image).into_response()
+        }
+        _ => Json(result_json(executed)).into_response(),
+    };
+    timing_headers(
+        response.headers_mut(),
+        queued,
+        compute,
+        total,
+        Some(&stages),
+    );
     response
 }

@@ -5,6 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::extract::BodyLimits;
+use crate::jobs::JobStore;
 use crate::metrics::Metrics;
 use crate::pool::WorkPool;
 use crate::{Config, TaskRegistry};
@@ -36,6 +37,7 @@ pub struct AppState {
     pub engine: String,
     pub(crate) pool: WorkPool,
     pub(crate) metrics: Metrics,
+    pub(crate) jobs: Arc<JobStore>,
     ready: AtomicBool,
     shutting_down: AtomicBool,
 }
@@ -60,6 +62,10 @@ impl AppState {
         engine: &str,
     ) -> Arc<Self> {
         let pool = WorkPool::new(config.workers, config.queue);
+        let jobs = Arc::new(JobStore::new(
+            std::time::Duration::from_secs(config.result_ttl_secs),
+            usize::try_from(config.cache_bytes).unwrap_or(usize::MAX),
+        ));
         Arc::new(Self {
             ready: AtomicBool::new(models.is_empty()),
             config: Arc::new(config),
@@ -68,6 +74,7 @@ impl AppState {
             engine: engine.to_string(),
             pool,
             metrics: Metrics::new(engine),
+            jobs,
             shutting_down: AtomicBool::new(false),
         })
     }

@@ -1,0 +1,42 @@
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::manifest::ModelSpec;
+use crate::{Result, Tensor};
+
+/// Which inference engine runs a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EngineKind {
+    /// tract: pure Rust, always available.
+    Tract,
+}
+
+impl fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EngineKind::Tract => "tract",
+        })
+    }
+}
+
+/// A loaded model ready to run. Sessions are immutable after loading and shared across worker
+/// threads, so `run` takes `&self`; an engine that needs per-call state keeps it inside.
+pub trait Session: Send + Sync {
+    /// Runs the model. `inputs` follow the graph's input order (one image tensor for every
+    /// model percept ships); outputs follow the manifest's `outputs` order.
+    fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>>;
+
+    /// The engine behind this session.
+    fn engine(&self) -> EngineKind;
+}
+
+/// Builds sessions from verified model files. One implementation per engine, so a future
+/// ONNX Runtime engine slots in next to tract without pipelines noticing.
+pub trait Engine: Send + Sync {
+    /// The kind of sessions this engine makes.
+    fn kind(&self) -> EngineKind;
+
+    /// Loads `path`, described by `spec`, into a session.
+    fn load(&self, path: &Path, spec: &ModelSpec) -> Result<Arc<dyn Session>>;
+}

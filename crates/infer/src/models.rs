@@ -1,0 +1,140 @@
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::engine::{Engine, EngineKind, Session};
+use crate::manifest::{Manifest, ModelSpec, verify_file};
+use crate::tract::TractEngine;
+use crate::{InferError, Result, Tensor};
+
+/// Side used to warm models whose input size is dynamic: the detector's most common size.
+pub const DYNAMIC_WARM_SIDE: usize = 640;
+
+/// A verified, loaded and warmed model.
+#[derive(Clone)]
+pub struct LoadedModel {
+    spec: ModelSpec,
+    session: Arc<dyn Session>,
+}
+
+impl std::fmt::Debug for LoadedModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedModel")
+            .field("name", &self.spec.name)
+            .field("engine", &self.session.engine())
+            .finish()
+    }
+}
+
+impl LoadedModel {
+    /// The manifest entry.
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    /// The session, to run the model.
+    pub fn session(&self) -> &Arc<dyn Session> {
+        &self.session
+    }
+
+    /// Runs the model on one input tensor.
+    pub fn run(&self, input: &Tensor) -> Result<Vec<Tensor>> {
+        let outputs = self.session.run(std::slice::from_ref(input))?;
+        if outputs.len() != self.spec.outputs.len() {
+            return Err(InferError::Shape(format!(
+                "model `{}` gave {} outputs, the manifest lists {}",
+                self.spec.name,
+                outputs.len(),
+                self.spec.outputs.len()
+            )));
+        }
+        Ok(outputs)
+    }
+}
+
+/// The models a process uses: loaded once at start, verified, warmed, then shared read-only
+/// (wrap it in an `Arc`).
+#[derive(Debug)]
+pub struct Models {
+    dir: PathBuf,
+    manifest: Manifest,
+    engine: EngineKind,
+    loaded: BTreeMap<String, LoadedModel>,
+}
+
+impl Models {
+    /// Loads the models called `names` from `dir` (which holds `manifest.toml`) with tract:
+    /// verifies each file's sha256, builds its session and runs it once on zeros so the first
+    /// request does not pay for plan building.
+    pub fn load(dir: impl AsRef<Path>, names: &[&str]) -> Result<Self> {
+        Self::load_with(dir, names, &TractEngine)
+    }
+
+    /// As [`Models::load`], with an explicit engine.
+    pub fn load_with(dir: impl AsRef<Path>, names: &[&str], engine: &dyn Engine) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        let manifest = Manifest::load(&dir)?;
+        let mut loaded = BTreeMap::new();
+        for &name in names {
+            if loaded.contains_key(name) {
+                continue;
+            }
+            let spec = manifest.model(name)?.clone();
+            let start = Instant::now();
+            let path = verify_file(&dir, &spec)?;
+            let session = engine.load(&path, &spec)?;
+            let model = LoadedModel { spec, session };
+            warm(&model)?;
+            tracing::info!(
+                model = name,
+                engine = %engine.kind(),
+                ms = start.elapsed().as_millis() as u64,
+                "model loaded and warmed"
+            );
+            loaded.insert(name.to_string(), model);
+        }
+        Ok(Self {
+            dir,
+            manifest,
+            engine: engine.kind(),
+            loaded,
+        })
+    }
+
+    /// The loaded model called `name`.
+    pub fn get(&self, name: &str) -> Result<&LoadedModel> {
+        self.loaded
+            .get(name)
+            .ok_or_else(|| InferError::UnknownModel(format!("{name} (not loaded)")))
+    }
+
+    /// Every loaded model, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &LoadedModel> {
+        self.loaded.values()
+    }
+
+    /// The whole manifest (also the entries that were not loaded).
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The directory the models came from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The engine the sessions run on.
+    pub fn engine(&self) -> EngineKind {
+        self.engine
+    }
+}
+
+fn warm(model: &LoadedModel) -> Result<()> {
+    let input = &model.spec.input;
+    let (h, w) = input
+        .fixed_hw()
+        .unwrap_or((DYNAMIC_WARM_SIDE, DYNAMIC_WARM_SIDE));
+    model.run(&Tensor::zeros(input.shape_for(h, w)))?;
+    Ok(())
+}

@@ -1,0 +1,143 @@
+use std::sync::Arc;
+
+use percept_vision::{
+    AnonymizeMode, AnonymizeOptions, DetectOptions, Face, FaceDetector, VisionError, anonymize,
+};
+use serde::Serialize;
+
+use crate::task::{OptionDoc, PreparedJob, Task, TaskOutput};
+use crate::{ApiError, Options};
+
+/// `anonymize`: finds every face (CenterFace) and hides it by blur, pixelation or a box. Fails
+/// closed: any error answers with an error, never with the un-anonymised photo.
+#[derive(Clone)]
+pub struct Anonymize {
+    detector: Arc<FaceDetector>,
+}
+
+impl std::fmt::Debug for Anonymize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Anonymize")
+    }
+}
+
+impl Anonymize {
+    /// The task on a shared detector (built once at start from the loaded models).
+    pub fn new(detector: Arc<FaceDetector>) -> Self {
+        Self { detector }
+    }
+}
+
+/// The JSON of `POST /v1/anonymize` (the anonymised image is added as `image`).
+#[derive(Debug, Serialize)]
+struct AnonymizeResult {
+    faces: Vec<Face>,
+    count: usize,
+    width: u32,
+    height: u32,
+}
+
+const OPTIONS: &[OptionDoc] = &[
+    OptionDoc {
+        name: "mode",
+        kind: "string",
+        default: "blur",
+        description: "blur, pixelate or box.",
+    },
+    OptionDoc {
+        name: "strength",
+        kind: "number",
+        default: "1",
+        description: "[0.1, 10]. Blur: sigma = 0.1 × strength × face size. Pixelate: about 8 / strength blocks across a face.",
+    },
+    OptionDoc {
+        name: "min_score",
+        kind: "number",
+        default: "0.5",
+        description: "Minimum face confidence, [0.05, 1]; lower hides more (and more false faces).",
+    },
+    OptionDoc {
+        name: "box_scale",
+        kind: "number",
+        default: "1.3",
+        description: "Enlargement of each face box before masking, [1, 3].",
+    },
+    OptionDoc {
+        name: "draw_boxes",
+        kind: "boolean",
+        default: "false",
+        description: "Draw the anonymised regions' boxes (debugging view).",
+    },
+];
+
+fn to_api(error: VisionError) -> ApiError {
+    match error {
+        VisionError::BadOption(message) => ApiError::bad_option(message),
+        other => ApiError::internal(other),
+    }
+}
+
+impl Task for Anonymize {
+    fn name(&self) -> &str {
+        "anonymize"
+    }
+
+    fn summary(&self) -> &str {
+        "Face privacy: detect every face and blur, pixelate or box it"
+    }
+
+    fn options(&self) -> &[OptionDoc] {
+        OPTIONS
+    }
+
+    fn prepare(&self, mut options: Options) -> Result<PreparedJob, ApiError> {
+        let defaults = AnonymizeOptions::default();
+        let mode = match options.take_choice("mode", &["blur", "pixelate", "box"])? {
+            Some(choice) => choice.parse::<AnonymizeMode>().map_err(to_api)?,
+            None => defaults.mode,
+        };
+        let anonymize_options = AnonymizeOptions {
+            mode,
+            strength: options
+                .take_f64("strength", 0.1..=10.0)?
+                .map_or(defaults.strength, |v| v as f32),
+            box_scale: options
+                .take_f64("box_scale", 1.0..=3.0)?
+                .map_or(defaults.box_scale, |v| v as f32),
+            draw_boxes: options.take_bool("draw_boxes")?.unwrap_or(false),
+        };
+        let detect_defaults = DetectOptions::default();
+        let detect_options = DetectOptions {
+            min_score: options
+                .take_f64("min_score", 0.05..=1.0)?
+                .map_or(detect_defaults.min_score, |v| v as f32),
+            ..detect_defaults
+        };
+        let known: Vec<&str> = OPTIONS.iter().map(|o| o.name).collect();
+        options.finish(&known)?;
+        anonymize_options.validate().map_err(to_api)?;
+        detect_options.validate().map_err(to_api)?;
+
+        let detector = self.detector.clone();
+        Ok(Box::new(move |decoded, stages| {
+            let mut image = decoded.image;
+            let faces = stages
+                .time("detect", || detector.detect(&image, &detect_options))
+                .map_err(to_api)?;
+            // On error `image` is dropped here: a partly anonymised photo never leaves.
+            stages
+                .time("anonymize", || anonymize(&mut image, &faces, &anonymize_options))
+                .map_err(to_api)?;
+            let (width, height) = image.dimensions();
+            TaskOutput::from_serialize(
+                &AnonymizeResult {
+                    count: faces.len(),
+                    faces,
+                    width,
+                    height,
+                },
+                Some(image),
+            )
+        }))
+    }
+}

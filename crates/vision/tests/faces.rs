@@ -1,0 +1,196 @@
+#![allow(clippy::unwrap_used)] // tests: a failure should stop with the value that caused it
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use image::RgbImage;
+use percept_infer::Models;
+use percept_vision::{
+    AnonymizeMode, AnonymizeOptions, DetectOptions, Face, FaceBox, FaceDetector, anonymize,
+};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+struct Labelled {
+    width: u32,
+    height: u32,
+    faces: Vec<LabelBox>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+struct LabelBox {
+    x: f32,
+    y: f32,
+    width: f32,
+    height: f32,
+}
+
+impl LabelBox {
+    fn face_box(self) -> FaceBox {
+        FaceBox { x: self.x, y: self.y, width: self.width, height: self.height }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn detector() -> &'static FaceDetector {
+    static DETECTOR: OnceLock<FaceDetector> = OnceLock::new();
+    DETECTOR.get_or_init(|| {
+        let models = Models::load(root().join("models"), &[FaceDetector::MODEL]).unwrap();
+        FaceDetector::new(&models).unwrap()
+    })
+}
+
+fn labels() -> BTreeMap<String, Labelled> {
+    let text = std::fs::read_to_string(root().join("tests/data/faces.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn photo(name: &str) -> RgbImage {
+    image::open(root().join("tests/data").join(name)).unwrap().to_rgb8()
+}
+
+const MATCH_IOU: f32 = 0.3;
+
+#[test]
+fn finds_every_labelled_face_and_nothing_else() {
+    let mut failures = Vec::new();
+    for (name, label) in labels() {
+        let img = photo(&name);
+        assert_eq!(img.dimensions(), (label.width, label.height), "{name}");
+        let faces = detector().detect(&img, &DetectOptions::default()).unwrap();
+        let found = label
+            .faces
+            .iter()
+            .filter(|l| faces.iter().any(|f| f.bbox.iou(&l.face_box()) >= MATCH_IOU))
+            .count();
+        let false_pos: Vec<&Face> = faces
+            .iter()
+            .filter(|f| label.faces.iter().all(|l| f.bbox.iou(&l.face_box()) < MATCH_IOU))
+            .collect();
+        let best: Vec<String> = label
+            .faces
+            .iter()
+            .map(|l| {
+                let iou = faces.iter().map(|f| f.bbox.iou(&l.face_box())).fold(0.0, f32::max);
+                format!("{iou:.2}")
+            })
+            .collect();
+        println!(
+            "{name}: recall {found}/{} (best IoU {best:?}), {} detections, {} false positives",
+            label.faces.len(),
+            faces.len(),
+            false_pos.len()
+        );
+        if found != label.faces.len() || !false_pos.is_empty() {
+            failures.push(format!("{name}: {found}/{} found, false positives {false_pos:?}", label.faces.len()));
+        }
+        for f in &faces {
+            assert!(f.score >= 0.5 && f.score <= 1.0, "{name}: {f:?}");
+            assert!(f.bbox.x >= 0.0 && f.bbox.x + f.bbox.width <= label.width as f32 + 0.01);
+            assert!(f.bbox.y >= 0.0 && f.bbox.y + f.bbox.height <= label.height as f32 + 0.01);
+            // The nose lies inside its face box.
+            let nose = f.landmarks[2];
+            assert!(nose.x >= f.bbox.x && nose.x <= f.bbox.x + f.bbox.width, "{name}: {f:?}");
+            assert!(nose.y >= f.bbox.y && nose.y <= f.bbox.y + f.bbox.height, "{name}: {f:?}");
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+fn mean_abs_diff(a: &RgbImage, b: &RgbImage, bx: &LabelBox, shrink: f32) -> f32 {
+    let (dx, dy) = (bx.width * shrink / 2.0, bx.height * shrink / 2.0);
+    let (x0, y0) = ((bx.x + dx) as u32, (bx.y + dy) as u32);
+    let (x1, y1) = ((bx.x + bx.width - dx) as u32, (bx.y + bx.height - dy) as u32);
+    let (mut sum, mut n) = (0u64, 0u64);
+    for y in y0..y1.min(a.height()) {
+        for x in x0..x1.min(a.width()) {
+            let (p, q) = (a.get_pixel(x, y).0, b.get_pixel(x, y).0);
+            sum += (0..3).map(|c| u64::from(p[c].abs_diff(q[c]))).sum::<u64>();
+            n += 3;
+        }
+    }
+    sum as f32 / n.max(1) as f32
+}
+
+#[test]
+fn anonymised_faces_change_and_background_does_not() {
+    for (name, label) in labels() {
+        if label.faces.is_empty() {
+            continue;
+        }
+        let original = photo(&name);
+        let faces = detector().detect(&original, &DetectOptions::default()).unwrap();
+        for mode in [AnonymizeMode::Blur, AnonymizeMode::Pixelate, AnonymizeMode::Box] {
+            let opts = AnonymizeOptions { mode, ..Default::default() };
+            let mut img = original.clone();
+            anonymize(&mut img, &faces, &opts).unwrap();
+            for l in &label.faces {
+                // The middle half of the face (eyes, nose, mouth) must be thoroughly changed.
+                let diff = mean_abs_diff(&original, &img, l, 0.5);
+                let floor = if mode == AnonymizeMode::Box { 40.0 } else { 8.0 };
+                assert!(diff > floor, "{name} {mode:?}: face {l:?} changed by only {diff:.1}");
+            }
+            // Pixels well outside every enlarged face box are untouched.
+            for (x, y, p) in img.enumerate_pixels() {
+                let near = faces.iter().any(|f| {
+                    let b = f.bbox;
+                    let m = 0.2 * b.width.max(b.height) + 2.0;
+                    (x as f32) > b.x - m
+                        && (x as f32) < b.x + b.width + m
+                        && (y as f32) > b.y - m
+                        && (y as f32) < b.y + b.height + m
+                });
+                if !near {
+                    assert_eq!(p, original.get_pixel(x, y), "{name} {mode:?} at {x},{y}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn blur_strength_grows_with_the_face() {
+    // A big face blurred at default strength must lose its detail, not just soften: the
+    // detector no longer finds it.
+    let original = photo("person_hopper.jpg");
+    let faces = detector().detect(&original, &DetectOptions::default()).unwrap();
+    assert_eq!(faces.len(), 1);
+    let mut img = original.clone();
+    anonymize(&mut img, &faces, &AnonymizeOptions::default()).unwrap();
+    let after = detector().detect(&img, &DetectOptions::default()).unwrap();
+    assert!(after.iter().all(|f| f.bbox.iou(&faces[0].bbox) < 0.3), "{after:?}");
+}
+
+#[test]
+fn bad_options_are_rejected() {
+    let img = photo("group4_small_faces.jpg");
+    let bad = DetectOptions { min_score: 1.5, ..Default::default() };
+    assert!(detector().detect(&img, &bad).is_err());
+    let mut copy = img.clone();
+    let faces = detector().detect(&img, &DetectOptions::default()).unwrap();
+    let bad = AnonymizeOptions { box_scale: 9.0, ..Default::default() };
+    assert!(anonymize(&mut copy, &faces, &bad).is_err());
+    assert_eq!(copy, img);
+}
+
+#[test]
+fn tiny_and_large_images_do_not_fail() {
+    let tiny = RgbImage::new(1, 1);
+    assert!(detector().detect(&tiny, &DetectOptions::default()).unwrap().is_empty());
+    // A large photo (tiled path): the astronaut repeated on a big canvas is found in every copy.
+    let face = photo("person_astronaut.jpg");
+    let mut big = RgbImage::new(2600, 1400);
+    for (i, x) in [0i64, 1000, 2088].into_iter().enumerate() {
+        image::imageops::replace(&mut big, &face, x, (i as i64) * 400);
+    }
+    let faces = detector().detect(&big, &DetectOptions::default()).unwrap();
+    for (i, x) in [0f32, 1000.0, 2088.0].into_iter().enumerate() {
+        let want = FaceBox { x: x + 175.0, y: i as f32 * 400.0 + 68.0, width: 100.0, height: 112.0 };
+        assert!(faces.iter().any(|f| f.bbox.iou(&want) >= MATCH_IOU), "copy {i}: {faces:?}");
+    }
+    assert_eq!(faces.len(), 3, "{faces:?}");
+}
