@@ -87,7 +87,11 @@ pub(crate) fn strip_dist(src: &[u8], w: usize, h: usize, x0: usize, out: &mut Ve
     for (i, o) in out.iter_mut().enumerate().skip(1) {
         let cur = &src[(i * w + x0) * 3..(i * w + x0 + cols) * 3];
         let prev = &src[((i - 1) * w + x0) * 3..((i - 1) * w + x0 + cols) * 3];
-        for ((o, c), p) in o.iter_mut().zip(cur.chunks_exact(3)).zip(prev.chunks_exact(3)) {
+        for ((o, c), p) in o
+            .iter_mut()
+            .zip(cur.chunks_exact(3))
+            .zip(prev.chunks_exact(3))
+        {
             *o = dist8(c, p);
         }
     }
@@ -219,8 +223,7 @@ fn filter_lanes(planes: [&mut [Lane]; 3], kernel: Kernel<'_>, s: &mut Scratch) {
                 return;
             }
             s.ct.clear();
-            s.ct
-                .extend(s.dist.iter().map(|d| d.map(|d| wlut[usize::from(d)])));
+            s.ct.extend(s.dist.iter().map(|d| d.map(|d| wlut[usize::from(d)])));
             let wts = &s.ct;
             for x in planes {
                 let x = &mut x[..n];

@@ -419,7 +419,10 @@ impl StyleParams {
 /// Returns an image of the same size (grey styles have three equal channels). Parameters are
 /// validated first; any size, including 0×0 and 1×N, is accepted without panicking. The output
 /// depends only on the pixels and the parameters (no randomness, no thread-count dependence).
-/// Uses the global rayon pool.
+/// Uses the global rayon pool. Large scratch buffers are returned to a process-wide pool for
+/// the next render instead of being freed (at most 320 MB of float planes plus 128 MB of
+/// packed pixels, the largest buffers kept), because touching fresh memory costs as much as a
+/// filter pass on some machines; each rayon thread also keeps a few row-sized buffers.
 pub fn render(img: &RgbImage, params: &StyleParams) -> Result<RgbImage, ArtError> {
     params.validate()?;
     Ok(match *params {

@@ -23,7 +23,9 @@ const FIELD_MASK: u64 = (1 << FIELD) - 1;
 /// Packed pixel → packed colour-sum increment (R, G, B in fields 0, 1, 2).
 #[inline]
 fn sum_of(p: u32) -> u64 {
-    u64::from((p >> 16) & 0xFF) | (u64::from((p >> 8) & 0xFF) << FIELD) | (u64::from(p & 0xFF) << (2 * FIELD))
+    u64::from((p >> 16) & 0xFF)
+        | (u64::from((p >> 8) & 0xFF) << FIELD)
+        | (u64::from(p & 0xFF) << (2 * FIELD))
 }
 
 /// Rounds a value in `[0, 255]` to the nearest integer, ties to even (OpenCV's `cvRound`).

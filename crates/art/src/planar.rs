@@ -204,9 +204,7 @@ pub(crate) fn reflect101(i: isize, n: usize) -> usize {
 /// the domain transform's colour distance, times 255.
 #[inline]
 pub(crate) fn dist8(a: &[u8], b: &[u8]) -> u16 {
-    (0..3)
-        .map(|c| u16::from(a[c].abs_diff(b[c])))
-        .sum()
+    (0..3).map(|c| u16::from(a[c].abs_diff(b[c]))).sum()
 }
 
 /// Distances between horizontally adjacent pixels of one RGB row into `out` (`out[0] = 0`).

@@ -1,6 +1,8 @@
 //! `percept`: the server and the command line in one binary (DESIGN §5).
 
 mod batch;
+mod charts;
+mod load;
 mod run;
 
 use std::io::IsTerminal;
@@ -39,6 +41,8 @@ enum Command {
     Run(run::RunArgs),
     /// Run one task on every image in a folder, with a progress bar and a summary.
     Batch(batch::BatchArgs),
+    /// Drive a running server with real photos; write CSVs, a summary and SVG charts.
+    Load(load::LoadArgs),
 }
 
 /// Service settings. Each flag is also a `PERCEPT_*` environment variable; both override the
@@ -181,6 +185,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Serve(args)) => serve(&args),
         Some(Command::Run(args)) => return run::run(&args),
         Some(Command::Batch(args)) => return batch::batch(&args),
+        Some(Command::Load(args)) => load::load(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -194,7 +194,7 @@ pub(crate) fn run(args: &RunArgs) -> ExitCode {
         if args.json {
             println!("{json}");
         } else {
-            let mut shown = json.clone();
+            let mut shown = json;
             if let Some(map) = shown.as_object_mut() {
                 map.remove("image");
             }

@@ -59,6 +59,7 @@ pub struct Metrics {
     panics: Counter,
     expired: Counter,
     rss: Gauge,
+    cpu: Gauge<f64, std::sync::atomic::AtomicU64>,
     panics_seen: AtomicU64,
     expired_seen: AtomicU64,
 }
@@ -138,6 +139,12 @@ impl Metrics {
             "Resident set size of the percept process",
             rss.clone(),
         );
+        let cpu = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "process_cpu_seconds",
+            "User plus system CPU time of the percept process",
+            cpu.clone(),
+        );
         let info = Family::<InfoLabels, Gauge>::default();
         info.get_or_create(&InfoLabels {
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -158,6 +165,7 @@ impl Metrics {
             panics,
             expired,
             rss,
+            cpu,
             panics_seen: AtomicU64::new(0),
             expired_seen: AtomicU64::new(0),
         }
@@ -211,6 +219,9 @@ impl Metrics {
         let expired = pool.expired();
         let seen = self.expired_seen.swap(expired, Relaxed);
         self.expired.inc_by(expired.saturating_sub(seen));
+        if let Some(seconds) = cpu_seconds() {
+            self.cpu.set(seconds);
+        }
         if let Some(rss) = resident_memory_bytes() {
             self.rss.set(i64::try_from(rss).unwrap_or(i64::MAX));
         }
@@ -228,4 +239,15 @@ pub fn resident_memory_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// User + system CPU seconds of this process, from `/proc/self/stat` (Linux; the kernel
+/// reports them in USER_HZ ticks, which its ABI fixes at 100 per second).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
