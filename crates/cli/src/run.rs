@@ -141,30 +141,17 @@ pub(crate) fn run_one(
     execute(job, &bytes, &config.decode_limits(), render).map_err(RunError::Api)
 }
 
-/// Writes the result image (if any) to `output` and returns the JSON body.
-pub(crate) fn finish(executed: Executed, output: Option<&Path>) -> Result<Value, RunError> {
-    let mut json = executed.json;
-    if let Some(image) = executed.image {
-        match output {
-            Some(path) => {
-                std::fs::write(path, &image)
-                    .map_err(|e| RunError::Io(format!("cannot write {}: {e}", path.display())))?;
-                json.insert("output".into(), Value::String(path.display().to_string()));
-            }
-            None => {
-                use base64::Engine;
-                json.insert(
-                    "image".into(),
-                    Value::String(base64::engine::general_purpose::STANDARD.encode(image)),
-                );
-                json.insert(
-                    "image_format".into(),
-                    Value::String(executed.format.extension().into()),
-                );
-            }
-        }
+/// Writes the result image (if any) to `output` and returns the JSON body: the HTTP body's
+/// shape, with `output` naming the file instead of the image embedded when one was given.
+pub(crate) fn finish(mut executed: Executed, output: Option<&Path>) -> Result<Value, RunError> {
+    if let (Some(path), Some(image)) = (output, executed.image.take()) {
+        std::fs::write(path, &image)
+            .map_err(|e| RunError::Io(format!("cannot write {}: {e}", path.display())))?;
+        executed
+            .json
+            .insert("output".into(), Value::String(path.display().to_string()));
     }
-    Ok(Value::Object(json))
+    Ok(executed.into_json())
 }
 
 pub(crate) fn run(args: &RunArgs) -> ExitCode {

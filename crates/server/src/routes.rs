@@ -7,7 +7,6 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine;
 use serde_json::{Value, json};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -231,6 +230,22 @@ async fn accept(
     })
 }
 
+impl Accepted {
+    /// The one image and job of a single-image route; `several` says where to send more.
+    fn single(self, several: &str) -> Result<(ImagePart, PreparedJob, Render), ApiError> {
+        let count = self.images.len();
+        match (
+            <[_; 1]>::try_from(self.images),
+            <[_; 1]>::try_from(self.jobs),
+        ) {
+            (Ok([image]), Ok([job])) => Ok((image, job, self.render)),
+            _ => Err(ApiError::bad_option(format!(
+                "this route takes one image, got {count}; {several}"
+            ))),
+        }
+    }
+}
+
 fn observe_stages(state: &AppState, task: &str, ran: Ran, executed: &Executed) {
     state.metrics.observe_stage(task, "queue", ran.queued);
     for (stage, duration) in executed.stages.iter() {
@@ -245,21 +260,9 @@ async fn run_single(
     arrived: Instant,
 ) -> Result<Response, ApiError> {
     let deadline = arrived + state.config.deadline();
-    let Accepted {
-        images,
-        jobs,
-        render,
-    } = accept(state, task.as_ref(), request, deadline).await?;
-    let ([image], [job]) = (
-        <[_; 1]>::try_from(images).map_err(|images: Vec<_>| {
-            ApiError::bad_option(format!(
-                "this route takes one image, got {}; send several to /v1/batch/{}",
-                images.len(),
-                task.name()
-            ))
-        })?,
-        <[_; 1]>::try_from(jobs).map_err(|_| ApiError::internal("job count mismatch"))?,
-    );
+    let (image, job, render) = accept(state, task.as_ref(), request, deadline)
+        .await?
+        .single(&format!("send several to /v1/batch/{}", task.name()))?;
     let limits = state.config.decode_limits();
     let pending = state
         .pool
@@ -328,7 +331,7 @@ async fn run_batch(
                 succeeded += 1;
                 observe_stages(state, task.name(), ran, &executed);
                 json!({"index": index, "filename": filename, "status": 200,
-                       "result": result_json(executed)})
+                       "result": executed.into_json()})
             }
             Err(error) => json!({"index": index, "filename": filename,
                                  "status": error.status().as_u16(), "error": error.body()}),
@@ -355,21 +358,10 @@ async fn submit_job(
     arrived: Instant,
 ) -> Result<Response, ApiError> {
     let deadline = arrived + state.config.deadline();
-    let Accepted {
-        images,
-        jobs,
-        mut render,
-    } = accept(state, task.as_ref(), request, deadline).await?;
+    let (image, job, mut render) = accept(state, task.as_ref(), request, deadline)
+        .await?
+        .single("submit one job per image")?;
     render.raw_image = false;
-    let ([image], [job]) = (
-        <[_; 1]>::try_from(images).map_err(|images: Vec<_>| {
-            ApiError::bad_option(format!(
-                "a job takes one image, got {}; submit one job per image",
-                images.len()
-            ))
-        })?,
-        <[_; 1]>::try_from(jobs).map_err(|_| ApiError::internal("job count mismatch"))?,
-    );
     let id = state.jobs.create(task.name());
     let limits = state.config.decode_limits();
     let jobs = Arc::clone(&state.jobs);
@@ -394,7 +386,7 @@ async fn submit_job(
         let outcome = match pending.await {
             Ok((Ok(executed), ran)) => {
                 observe_stages(&background, &task_name, ran, &executed);
-                Ok(result_json(executed))
+                Ok(executed.into_json())
             }
             Ok((Err(error), _)) => Err(error),
             Err(error) => Err(pool_error(error, &background)),
@@ -455,22 +447,6 @@ fn millis(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1000.0)
 }
 
-/// The JSON of one executed task: its fields plus the rendered image as base64.
-fn result_json(executed: Executed) -> Value {
-    let mut json = executed.json;
-    if let Some(image) = executed.image {
-        json.insert(
-            "image".into(),
-            Value::String(base64::engine::general_purpose::STANDARD.encode(image)),
-        );
-        json.insert(
-            "image_format".into(),
-            Value::String(executed.format.extension().into()),
-        );
-    }
-    Value::Object(json)
-}
-
 fn timing_headers(
     headers: &mut HeaderMap,
     queued: Duration,
@@ -508,7 +484,7 @@ fn respond(
             let image = executed.image.unwrap_or_default();
             ([(header::CONTENT_TYPE, mime)], image).into_response()
         }
-        _ => Json(result_json(executed)).into_response(),
+        _ => Json(executed.into_json()).into_response(),
     };
     timing_headers(
         response.headers_mut(),

@@ -185,6 +185,26 @@ pub struct Executed {
     pub stages: Stages,
 }
 
+impl Executed {
+    /// The API's JSON body for this result: the task's fields plus the rendered image as
+    /// base64 in `image` (with its `image_format`).
+    pub fn into_json(self) -> Value {
+        use base64::Engine;
+        let mut json = self.json;
+        if let Some(image) = self.image {
+            json.insert(
+                "image".into(),
+                Value::String(base64::engine::general_purpose::STANDARD.encode(image)),
+            );
+            json.insert(
+                "image_format".into(),
+                Value::String(self.format.extension().into()),
+            );
+        }
+        Value::Object(json)
+    }
+}
+
 /// Decodes `bytes`, runs `job` and encodes its image: the whole synchronous path of one
 /// request, shared by the worker pool and the CLI.
 pub fn execute(
