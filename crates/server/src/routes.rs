@@ -24,11 +24,14 @@ pub fn app(state: Arc<AppState>) -> Router {
     let body_limit = state.config.max_body_bytes;
     Router::new()
         .route("/", get(index))
+        .route("/assets/app.js", get(app_js))
+        .route("/assets/style.css", get(style_css))
         .route("/healthz", get(healthz))
         .route("/health", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/models", get(models))
+        .route("/v1/tasks", get(tasks))
         .route("/openapi.json", get(openapi))
         .route("/v1/{*task}", post(task_route))
         .route("/v1/batch/{*task}", post(batch_route))
@@ -54,6 +57,22 @@ pub fn app(state: Arc<AppState>) -> Router {
 
 async fn index() -> Html<&'static str> {
     Html(include_str!("../../../web/index.html"))
+}
+
+async fn app_js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../../web/app.js"),
+    )
+        .into_response()
+}
+
+async fn style_css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../../web/style.css"),
+    )
+        .into_response()
 }
 
 async fn healthz() -> Json<Value> {
@@ -92,6 +111,15 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 
 async fn models(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({"engine": state.engine, "models": state.models}))
+}
+
+async fn tasks(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let tasks: Vec<Value> = state
+        .tasks
+        .iter()
+        .map(|t| json!({"name": t.name(), "summary": t.summary(), "options": t.options()}))
+        .collect();
+    Json(json!({"tasks": tasks, "common_options": crate::task::COMMON_OPTIONS}))
 }
 
 async fn openapi(State(state): State<Arc<AppState>>) -> Response {
