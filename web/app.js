@@ -6,6 +6,7 @@ const ERROR_SENTENCES = {
   invalid_image: 'This file is not a photo percept can read (it may be damaged or cut short).',
   bad_option: 'One of the options is not valid.',
   unsupported_media_type: 'That kind of upload is not supported.',
+  unauthorized: 'This server needs an API key; reload the page to enter it.',
   payload_too_large: 'The file is larger than the server accepts.',
   image_too_large: 'The photo has more pixels than the server accepts.',
   queue_full: 'The server is busy right now. Try again in a moment.',
@@ -64,6 +65,8 @@ function post(url, file, onUpload) {
     const xhr = new XMLHttpRequest();
     xhr.open('POST', url);
     xhr.setRequestHeader('Accept', 'application/json');
+    const key = sessionStorage.getItem('percept-api-key');
+    if (key) xhr.setRequestHeader('Authorization', `Bearer ${key}`);
     xhr.upload.onprogress = (e) => { if (e.lengthComputable) onUpload(e.loaded / e.total); };
     xhr.upload.onload = () => onUpload(1);
     xhr.onload = () => {
@@ -164,7 +167,19 @@ async function processAll(files) {
 async function init() {
   const select = $('#task');
   try {
-    const response = await fetch('/v1/tasks');
+    const headers = {};
+    const key = sessionStorage.getItem('percept-api-key');
+    if (key) headers.Authorization = `Bearer ${key}`;
+    const response = await fetch('/v1/tasks', { headers });
+    if (response.status === 401) {
+      // The server was started with an API key: ask for it once per browser session.
+      const entered = window.prompt('This percept server needs an API key:');
+      if (entered) {
+        sessionStorage.setItem('percept-api-key', entered.trim());
+        window.location.reload();
+        return;
+      }
+    }
     const body = await response.json();
     state.tasks = body.tasks;
   } catch (_) {

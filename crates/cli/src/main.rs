@@ -76,6 +76,10 @@ pub(crate) struct ServeArgs {
     /// Most images in one multipart request [default: 64].
     #[arg(long, env = "PERCEPT_MAX_PARTS")]
     max_parts: Option<usize>,
+    /// Require `Authorization: Bearer <key>` on every route but the page and health probes
+    /// (at least 16 characters) [default: none].
+    #[arg(long, env = "PERCEPT_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
 }
 
 impl ServeArgs {

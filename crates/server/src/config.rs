@@ -30,6 +30,38 @@ pub struct Config {
     pub result_ttl_secs: u64,
     /// Result cache budget in bytes.
     pub cache_bytes: u64,
+    /// When set, every route but the page, its assets and the health probes needs
+    /// `Authorization: Bearer <key>` (or `x-api-key: <key>`).
+    pub api_key: Option<Secret>,
+}
+
+/// A string that never appears in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// Compares in time independent of where the first difference is, so response timing
+    /// does not reveal how much of a guessed key was right.
+    pub fn matches(&self, candidate: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), candidate.as_bytes());
+        let diff = a
+            .iter()
+            .zip(b.iter().cycle())
+            .fold(a.len() ^ b.len(), |acc, (x, y)| acc | usize::from(x ^ y));
+        diff == 0 && !b.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
 }
 
 impl Default for Config {
@@ -45,6 +77,7 @@ impl Default for Config {
             max_parts: 64,
             result_ttl_secs: 600,
             cache_bytes: 256 * 1024 * 1024,
+            api_key: None,
         }
     }
 }
@@ -100,6 +133,9 @@ impl Config {
         }
         if self.max_body_bytes == 0 || self.max_pixels == 0 || self.max_side == 0 {
             return bad("max_body_bytes, max_pixels and max_side must be positive");
+        }
+        if self.api_key.as_ref().is_some_and(|k| k.0.len() < 16) {
+            return bad("api_key must be at least 16 characters");
         }
         if self.max_parts == 0 {
             return bad("max_parts must be positive");

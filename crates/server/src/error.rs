@@ -19,6 +19,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// The image's pixel count or side is over the configured limit.
     ImageTooLarge,
+    /// An API key is configured and the request did not carry it.
+    Unauthorized,
     /// No such route, task, job or result.
     NotFound,
     /// The route exists but not for this HTTP method.
@@ -41,6 +43,7 @@ impl ErrorCode {
             ErrorCode::BadOption => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::PayloadTooLarge | ErrorCode::ImageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::QueueFull => StatusCode::TOO_MANY_REQUESTS,
@@ -57,6 +60,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::ImageTooLarge => "image_too_large",
+            ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::QueueFull => "queue_full",
@@ -184,6 +188,7 @@ mod tests {
             ),
             (ErrorCode::PayloadTooLarge, 413, "payload_too_large"),
             (ErrorCode::ImageTooLarge, 413, "image_too_large"),
+            (ErrorCode::Unauthorized, 401, "unauthorized"),
             (ErrorCode::NotFound, 404, "not_found"),
             (ErrorCode::QueueFull, 429, "queue_full"),
             (ErrorCode::Timeout, 503, "timeout"),

@@ -17,11 +17,12 @@ mod routes;
 mod state;
 mod task;
 pub mod tasks;
+mod upload;
 
 use std::future::Future;
 use std::sync::Arc;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, Secret};
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use extract::{BodyLimits, ImageInput, ImagePart, read_image_input};
 pub use metrics::resident_memory_bytes;

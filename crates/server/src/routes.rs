@@ -22,13 +22,14 @@ use crate::{ApiError, ErrorCode};
 /// The whole HTTP surface over `state`, without a socket, so tests can drive it directly.
 pub fn app(state: Arc<AppState>) -> Router {
     let body_limit = state.config.max_body_bytes;
-    Router::new()
+    let open = Router::new()
         .route("/", get(index))
         .route("/assets/app.js", get(app_js))
         .route("/assets/style.css", get(style_css))
         .route("/healthz", get(healthz))
         .route("/health", get(healthz))
-        .route("/readyz", get(readyz))
+        .route("/readyz", get(readyz));
+    let guarded = Router::new()
         .route("/metrics", get(metrics))
         .route("/v1/models", get(models))
         .route("/v1/tasks", get(tasks))
@@ -36,6 +37,12 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/{*task}", post(task_route))
         .route("/v1/batch/{*task}", post(batch_route))
         .route("/v1/jobs/{*path}", post(submit_job_route).get(job_route))
+        .route("/upload", post(crate::upload::upload))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            require_api_key,
+        ));
+    open.merge(guarded)
         .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -53,6 +60,37 @@ pub fn app(state: Arc<AppState>) -> Router {
             },
         ))
         .with_state(state)
+}
+
+/// With `api_key` configured, lets a request through only with `Authorization: Bearer <key>`
+/// or `x-api-key: <key>`.
+async fn require_api_key(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(key) = &state.config.api_key else {
+        return next.run(request).await;
+    };
+    let headers = request.headers();
+    let offered = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+    if offered.is_some_and(|candidate| key.matches(candidate.trim())) {
+        return next.run(request).await;
+    }
+    let mut response = ApiError::new(
+        ErrorCode::Unauthorized,
+        "this server needs an API key: send `Authorization: Bearer <key>`",
+    )
+    .into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"percept\""),
+    );
+    response
 }
 
 async fn index() -> Html<&'static str> {
@@ -203,7 +241,7 @@ async fn dispatch(state: Arc<AppState>, kind: Kind, name: String, request: Reque
     response
 }
 
-fn timeout_error(state: &AppState) -> ApiError {
+pub(crate) fn timeout_error(state: &AppState) -> ApiError {
     ApiError::new(
         ErrorCode::Timeout,
         format!(
@@ -291,6 +329,25 @@ async fn run_single(
     let (image, job, render) = accept(state, task.as_ref(), request, deadline)
         .await?
         .single(&format!("send several to /v1/batch/{}", task.name()))?;
+    let (executed, ran) = execute_one(state, task.as_ref(), image, job, render, deadline).await?;
+    Ok(respond(
+        executed,
+        render,
+        ran.queued,
+        ran.compute,
+        arrived.elapsed(),
+    ))
+}
+
+/// Runs one prepared job on the pool within `deadline`.
+pub(crate) async fn execute_one(
+    state: &AppState,
+    task: &dyn Task,
+    image: ImagePart,
+    job: PreparedJob,
+    render: Render,
+    deadline: Instant,
+) -> Result<(Executed, Ran), ApiError> {
     let limits = state.config.decode_limits();
     let pending = state
         .pool
@@ -304,13 +361,7 @@ async fn run_single(
         .map_err(|e| pool_error(e, state))?;
     let executed = outcome?;
     observe_stages(state, task.name(), ran, &executed);
-    Ok(respond(
-        executed,
-        render,
-        ran.queued,
-        ran.compute,
-        arrived.elapsed(),
-    ))
+    Ok((executed, ran))
 }
 
 /// Runs every image of a batch in one queue slot, one after the other, each under its own
