@@ -62,6 +62,8 @@ pub(crate) struct Scratch {
     /// Half-open window `[lo, up)` of each position, per lane.
     pub lo: Vec<[u32; STRIP]>,
     pub up: Vec<[u32; STRIP]>,
+    /// Normalized mode: the coordinates transposed to one contiguous line per lane.
+    pub line: Vec<f32>,
     inv: Vec<Lane>,
     pre: Vec<Lane>,
     band: [Vec<Lane>; 3],
@@ -119,17 +121,17 @@ pub(crate) fn band_dist(
 }
 
 /// For each position `j` and lane, the half-open index range `[lo, up)` of samples whose
-/// domain coordinate lies in `(ct[j] - r, ct[j] + r]` — OpenCV's `compute_boxfilter` search,
-/// done with two pointers per lane. `ct` is the running sum of `dlut[dist]`, starting at 1.
+/// domain coordinate lies in `(ct[j] - r, ct[j] + r]` — OpenCV's `compute_boxfilter` search.
+/// `ct` is the running sum of `dlut[dist]`, starting at 1; `line` is scratch space.
 pub(crate) fn bounds(
     dist: &[[u16; STRIP]],
     dlut: &[f32],
     radius: f32,
     ct: &mut Vec<Lane>,
+    line: &mut Vec<f32>,
     lo: &mut Vec<[u32; STRIP]>,
     up: &mut Vec<[u32; STRIP]>,
 ) {
-    let n = dist.len();
     ct.clear();
     let mut acc = [0.0f32; STRIP];
     for d in dist {
@@ -138,43 +140,67 @@ pub(crate) fn bounds(
         }
         ct.push(acc);
     }
-    ct.push([f32::INFINITY; STRIP]);
-    count_le(ct, radius, lo, up);
-    ct.truncate(n);
+    count_le(ct, radius, line, lo, up);
 }
 
+/// Coordinates compared per step of the window search (and `+∞` padding after each line).
+const PEEK: usize = 8;
+/// Lanes searched together, so their dependency chains overlap.
+const GROUP: usize = 4;
+
 /// For each position `j < n` and lane, how many `ct[i]` (`i < n`) are `≤ ct[j] − r` (into
-/// `lo`) and `≤ ct[j] + r` (into `up`), where `ct` holds `n` increasing coordinates per lane
-/// followed by a row of `+∞`.
+/// `lo`) and `≤ ct[j] + r` (into `up`), where `ct` holds `n` increasing coordinates per lane.
 ///
-/// Two branch-free merges of the sorted sequences `ct` and `ct ± r`, run on all lanes in
-/// lockstep: each step either consumes a coordinate (`i += 1`) or settles a position
-/// (`j += 1`), so `2n` steps finish every lane, and the 32 independent chains overlap.
-fn count_le(ct: &[Lane], r: f32, lo: &mut Vec<[u32; STRIP]>, up: &mut Vec<[u32; STRIP]>) {
-    let n = ct.len() - 1;
+/// The coordinates are transposed so each lane is one contiguous line (padded with `+∞`);
+/// both bounds only move forward, and each step compares the next [`PEEK`] coordinates at
+/// once and advances by how many pass, which in practice settles a position in one step.
+/// [`GROUP`] lanes run interleaved to hide the load → compare → advance latency.
+fn count_le(
+    ct: &[Lane],
+    r: f32,
+    line: &mut Vec<f32>,
+    lo: &mut Vec<[u32; STRIP]>,
+    up: &mut Vec<[u32; STRIP]>,
+) {
+    let n = ct.len();
     for out in [&mut *lo, &mut *up] {
         out.clear();
-        out.resize(n + 1, [0; STRIP]);
+        out.resize(n, [0; STRIP]);
     }
-    let (mut il, mut jl) = ([0usize; STRIP], [0usize; STRIP]);
-    let (mut iu, mut ju) = ([0usize; STRIP], [0usize; STRIP]);
-    for _ in 0..2 * n {
-        for k in 0..STRIP {
-            // Row `n` of the outputs absorbs the writes of lanes that have finished.
-            let (ik, jk) = (il[k].min(n), jl[k]);
-            lo[jk][k] = ik as u32;
-            let take = usize::from(ct[ik][k] <= ct[jk][k] - r);
-            il[k] = ik + take;
-            jl[k] = jk + 1 - take;
-            let (ik, jk) = (iu[k].min(n), ju[k]);
-            up[jk][k] = ik as u32;
-            let take = usize::from(ct[ik][k] <= ct[jk][k] + r);
-            iu[k] = ik + take;
-            ju[k] = jk + 1 - take;
+    let stride = n + PEEK;
+    line.clear();
+    line.resize(STRIP * stride, f32::INFINITY);
+    for (j, c) in ct.iter().enumerate() {
+        for (k, &v) in c.iter().enumerate() {
+            line[k * stride + j] = v;
         }
     }
-    lo.truncate(n);
-    up.truncate(n);
+    for (g, lines) in line.chunks_exact(GROUP * stride).enumerate() {
+        let lines: [&[f32]; GROUP] = std::array::from_fn(|q| &lines[q * stride..(q + 1) * stride]);
+        let (mut l, mut u) = ([0usize; GROUP], [0usize; GROUP]);
+        for (j, (lo, up)) in lo.iter_mut().zip(up.iter_mut()).enumerate() {
+            for q in 0..GROUP {
+                let c = lines[q];
+                let x = c[j];
+                l[q] = advance(c, l[q], x - r);
+                u[q] = advance(c, u[q], x + r);
+                lo[g * GROUP + q] = l[q] as u32;
+                up[g * GROUP + q] = u[q] as u32;
+            }
+        }
+    }
+}
+
+/// The first index `≥ i` of sorted, `+∞`-padded `c` whose value exceeds `t` (finite).
+#[inline(always)]
+fn advance(c: &[f32], mut i: usize, t: f32) -> usize {
+    loop {
+        let m: u32 = c[i..i + PEEK].iter().map(|&v| u32::from(v <= t)).sum();
+        i += m as usize;
+        if (m as usize) < PEEK {
+            return i;
+        }
+    }
 }
 
 /// The 1-D kernel of one pass.
@@ -192,7 +218,7 @@ fn filter_lanes(planes: [&mut [Lane]; 3], kernel: Kernel<'_>, s: &mut Scratch) {
     let n = s.dist.len();
     match kernel {
         Kernel::Normalized { dlut, radius } => {
-            bounds(&s.dist, dlut, radius, &mut s.ct, &mut s.lo, &mut s.up);
+            bounds(&s.dist, dlut, radius, &mut s.ct, &mut s.line, &mut s.lo, &mut s.up);
             s.inv.clear();
             s.inv.extend(
                 s.lo.iter()

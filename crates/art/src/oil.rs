@@ -35,78 +35,153 @@ fn round_u8(v: f32) -> u8 {
     ((v + MAGIC) - MAGIC) as u8
 }
 
-/// Sliding window histogram of luminance bins with per-bin packed colour sums.
-struct ModeHist {
-    count: [u16; 256],
-    sum: [u64; 256],
-    /// Count and bin of the mode; exact unless `dirty`.
-    max: u16,
-    mode: usize,
-    /// A pixel left the mode's bin since the last exact mode.
-    dirty: bool,
+/// A histogram bin's count and index folded into one ordered key, `count << 8 | (255 − bin)`,
+/// so the mode (most pixels, lowest bin on ties) is simply the largest key: finding it is a
+/// branch-free vectorised max over 256 keys instead of a max followed by a position search.
+trait Key: Copy + Ord + Send {
+    /// Smallest value; neutral for `max`.
+    const MIN: Self;
+    /// The key of an empty bin.
+    fn empty(bin: usize) -> Self;
+    fn inc(self) -> Self;
+    fn dec(self) -> Self;
+    /// `(count, bin)` of a key.
+    fn decode(self) -> (u32, usize);
+    /// Count-only part of a key (no bin index): `count << 8`.
+    const ZERO: Self;
+    /// Sum of a key and a count-only key.
+    fn plus(self, counts: Self) -> Self;
 }
 
-impl ModeHist {
+/// 16-bit keys for windows of at most 255 pixels (`size ≤ 7`), stored offset by 2¹⁵ so that
+/// SSE2's signed 16-bit max orders them.
+impl Key for i16 {
+    const MIN: Self = i16::MIN;
+    #[inline]
+    fn empty(bin: usize) -> Self {
+        ((255 - bin as u16) ^ 0x8000) as i16
+    }
+    #[inline]
+    fn inc(self) -> Self {
+        self.wrapping_add(256)
+    }
+    #[inline]
+    fn dec(self) -> Self {
+        self.wrapping_sub(256)
+    }
+    const ZERO: Self = 0;
+    #[inline]
+    fn plus(self, counts: Self) -> Self {
+        self.wrapping_add(counts)
+    }
+    #[inline]
+    fn decode(self) -> (u32, usize) {
+        let u = (self as u16) ^ 0x8000;
+        (u32::from(u >> 8), 255 - usize::from(u & 0xFF))
+    }
+}
+
+/// 32-bit keys for larger windows (up to 65² pixels).
+impl Key for i32 {
+    const MIN: Self = i32::MIN;
+    #[inline]
+    fn empty(bin: usize) -> Self {
+        255 - bin as i32
+    }
+    #[inline]
+    fn inc(self) -> Self {
+        self + 256
+    }
+    #[inline]
+    fn dec(self) -> Self {
+        self - 256
+    }
+    const ZERO: Self = 0;
+    #[inline]
+    fn plus(self, counts: Self) -> Self {
+        self + counts
+    }
+    #[inline]
+    fn decode(self) -> (u32, usize) {
+        ((self >> 8) as u32, 255 - (self & 0xFF) as usize)
+    }
+}
+
+/// Sliding window histogram of luminance bins with per-bin packed colour sums, split in two
+/// halves (pixels at even and odd positions of a window column) so that consecutive updates
+/// of the same bin — the common case in flat areas — form two independent store-to-load
+/// chains instead of one. Half 0 holds [`Key`]s, half 1 counts only.
+struct ModeHist<K> {
+    key: [[K; 256]; 2],
+    sum: [[u64; 256]; 2],
+}
+
+impl<K: Key> ModeHist<K> {
     fn new() -> Self {
         Self {
-            count: [0; 256],
-            sum: [0; 256],
-            max: 0,
-            mode: 0,
-            dirty: false,
+            key: [std::array::from_fn(K::empty), [K::ZERO; 256]],
+            sum: [[0; 256]; 2],
         }
     }
 
     fn reset(&mut self) {
-        self.count = [0; 256];
-        self.sum = [0; 256];
-        self.max = 0;
-        self.mode = 0;
-        self.dirty = false;
+        *self = Self::new();
     }
 
+    /// Adds the pixels of `add` and removes those of `rem` (window columns of equal length,
+    /// or one of them empty), keeping each position in its half.
     #[inline]
-    fn add(&mut self, p: u32) {
-        let b = (p >> 24) as usize;
-        let c = self.count[b] + 1;
-        self.count[b] = c;
-        self.sum[b] += sum_of(p);
-        if c > self.max || (c == self.max && b < self.mode) {
-            self.max = c;
-            self.mode = b;
-        }
-    }
-
-    #[inline]
-    fn remove(&mut self, p: u32) {
-        let b = (p >> 24) as usize;
-        self.count[b] -= 1;
-        self.sum[b] -= sum_of(p);
-        self.dirty |= b == self.mode;
-    }
-
-    /// Replaces pixel `old` of the window by `new`.
-    #[inline]
-    fn swap(&mut self, new: u32, old: u32) {
-        if (new ^ old) >> 24 == 0 {
-            let s = &mut self.sum[(new >> 24) as usize];
-            *s = (*s + sum_of(new)) - sum_of(old);
+    fn update(&mut self, add: &[u32], rem: &[u32]) {
+        let [k0, k1] = &mut self.key;
+        let [s0, s1] = &mut self.sum;
+        let step = |k: &mut [K; 256], s: &mut [u64; 256], a: Option<u32>, r: Option<u32>| {
+            if let Some(p) = r {
+                let b = (p >> 24) as usize;
+                k[b] = k[b].dec();
+                s[b] -= sum_of(p);
+            }
+            if let Some(p) = a {
+                let b = (p >> 24) as usize;
+                k[b] = k[b].inc();
+                s[b] += sum_of(p);
+            }
+        };
+        let n = add.len().max(rem.len());
+        let at = |v: &[u32], i: usize| v.get(i).copied();
+        if add.len() == rem.len() {
+            let mut pairs = add.chunks_exact(2).zip(rem.chunks_exact(2));
+            for (a, r) in &mut pairs {
+                step(k0, s0, Some(a[0]), Some(r[0]));
+                step(k1, s1, Some(a[1]), Some(r[1]));
+            }
+            if n % 2 == 1 {
+                step(k0, s0, at(add, n - 1), at(rem, n - 1));
+            }
         } else {
-            self.remove(old);
-            self.add(new);
+            for i in 0..n {
+                if i % 2 == 0 {
+                    step(k0, s0, at(add, i), at(rem, i));
+                } else {
+                    step(k1, s1, at(add, i), at(rem, i));
+                }
+            }
         }
     }
 
     /// Mean colour of the lowest most-populated bin, rounded like OpenCV's `Vec3f → Vec3b`.
     #[inline]
-    fn mode_mean(&mut self) -> [u8; 3] {
-        if self.dirty {
-            self.max = self.count.iter().copied().max().unwrap_or(0);
-            self.mode = self.count.iter().position(|&c| c == self.max).unwrap_or(0);
-            self.dirty = false;
+    fn mode_mean(&self) -> [u8; 3] {
+        const L: usize = 16;
+        let mut acc = [K::MIN; L];
+        for (c0, c1) in self.key[0].chunks_exact(L).zip(self.key[1].chunks_exact(L)) {
+            for k in 0..L {
+                acc[k] = acc[k].max(c0[k].plus(c1[k]));
+            }
         }
-        let s = self.sum[self.mode];
-        let n = f32::from(self.max.max(1));
+        let best = acc.into_iter().max().unwrap_or(K::MIN);
+        let (count, mode) = best.decode();
+        let s = self.sum[0][mode] + self.sum[1][mode];
+        let n = count.max(1) as f32;
         [s & FIELD_MASK, (s >> FIELD) & FIELD_MASK, s >> (2 * FIELD)]
             .map(|v| round_u8(v as f32 / n))
     }
@@ -141,11 +216,20 @@ pub(crate) fn oil(img: &RgbImage, size: usize, dyn_ratio: u32) -> RgbImage {
                 }
             }
         });
-    let colv = cols;
-    let cols = &colv[..];
+    if (2 * size + 1) * (2 * size + 1) <= 255 {
+        slide::<i16>(&cols, &mut out, w, h, size);
+    } else {
+        slide::<i32>(&cols, &mut out, w, h, size);
+    }
+    give_words(cols);
+    out
+}
+
+/// Slides the window along every row of `out`, reading column-major packed pixels `cols`.
+fn slide<K: Key>(cols: &[u32], out: &mut RgbImage, w: usize, h: usize, size: usize) {
     out.par_chunks_mut(w * 3 * ROWS_PER_TASK)
         .enumerate()
-        .for_each_init(ModeHist::new, |hist, (blk, dst)| {
+        .for_each_init(ModeHist::<K>::new, |hist, (blk, dst)| {
             for (r, drow) in dst.chunks_exact_mut(w * 3).enumerate() {
                 let y = blk * ROWS_PER_TASK + r;
                 let y0 = y.saturating_sub(size);
@@ -153,25 +237,16 @@ pub(crate) fn oil(img: &RgbImage, size: usize, dyn_ratio: u32) -> RgbImage {
                 let col = |x: usize| &cols[x * h + y0..=x * h + y1];
                 hist.reset();
                 for x in 0..=size.min(w - 1) {
-                    col(x).iter().for_each(|&p| hist.add(p));
+                    hist.update(col(x), &[]);
                 }
                 for (x, o) in drow.chunks_exact_mut(3).enumerate() {
                     if x > 0 {
-                        let add = (x + size < w).then(|| col(x + size));
-                        let rem = (x > size).then(|| col(x - size - 1));
-                        match (add, rem) {
-                            (Some(a), Some(r)) => {
-                                a.iter().zip(r).for_each(|(&a, &r)| hist.swap(a, r));
-                            }
-                            (Some(a), None) => a.iter().for_each(|&p| hist.add(p)),
-                            (None, Some(r)) => r.iter().for_each(|&p| hist.remove(p)),
-                            (None, None) => {}
-                        }
+                        let add = if x + size < w { col(x + size) } else { &[] };
+                        let rem = if x > size { col(x - size - 1) } else { &[] };
+                        hist.update(add, rem);
                     }
                     o.copy_from_slice(&hist.mode_mean());
                 }
             }
         });
-    give_words(colv);
-    out
 }

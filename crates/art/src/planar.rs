@@ -38,11 +38,11 @@ type Pool<T> = Mutex<Vec<Vec<T>>>;
 static LANES: Pool<Lane> = Mutex::new(Vec::new());
 static WORDS: Pool<u32> = Mutex::new(Vec::new());
 
-/// Budget of [`LANES`]: three planes of a 4000×3000 image are 144 MB, so two concurrent
-/// renders of that size fit.
-const LANE_BYTES: usize = 320 << 20;
-/// Budget of [`WORDS`] (one 4-byte-per-pixel buffer per oil render).
-const WORD_BYTES: usize = 128 << 20;
+/// Budget of [`LANES`]: exactly the three planes of one 4000×3000 render (3 × 48 MB); a
+/// concurrent second render of that size allocates (and afterwards frees) its own.
+const LANE_BYTES: usize = 150_000_000;
+/// Budget of [`WORDS`]: the one 4-byte-per-pixel buffer of a 4000×3000 oil render.
+const WORD_BYTES: usize = 50_000_000;
 
 fn take<T: Copy>(pool: &Pool<T>, n: usize, zero: T) -> Vec<T> {
     let pooled = {

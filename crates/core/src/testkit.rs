@@ -141,3 +141,75 @@ pub fn png_with_exif(img: &RgbImage) -> Vec<u8> {
     out.extend_from_slice(&raw[33..]);
     out
 }
+
+/// A JPEG of `img` whose frame header (SOF) is patched to claim `width × height`.
+pub fn jpeg_claiming(img: &RgbImage, width: u16, height: u16) -> Vec<u8> {
+    let mut jpeg = encode_as(img, image::ImageFormat::Jpeg);
+    let sof = jpeg
+        .windows(2)
+        .position(|w| w[0] == 0xFF && matches!(w[1], 0xC0 | 0xC1 | 0xC2))
+        .expect("a JPEG has a frame header");
+    // FFCx, length (2), precision (1), height (2), width (2).
+    jpeg[sof + 5..sof + 7].copy_from_slice(&height.to_be_bytes());
+    jpeg[sof + 7..sof + 9].copy_from_slice(&width.to_be_bytes());
+    jpeg
+}
+
+/// A BMP header (BITMAPINFOHEADER, 24-bit) claiming `width × height` with almost no pixel data.
+pub fn bmp_claiming(width: i32, height: i32) -> Vec<u8> {
+    let mut out = b"BM".to_vec();
+    out.extend_from_slice(&70u32.to_le_bytes()); // file size (a lie, as bombs do)
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(&54u32.to_le_bytes()); // pixel data offset
+    out.extend_from_slice(&40u32.to_le_bytes()); // info header size
+    out.extend_from_slice(&width.to_le_bytes());
+    out.extend_from_slice(&height.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // planes
+    out.extend_from_slice(&24u16.to_le_bytes()); // bits per pixel
+    out.extend_from_slice(&[0; 24]); // no compression, sizes and palette counts 0
+    out.extend_from_slice(&[0; 16]);
+    out
+}
+
+/// A little-endian TIFF with one IFD claiming `width × height` 8-bit RGB and a single tiny strip.
+pub fn tiff_claiming(width: u32, height: u32) -> Vec<u8> {
+    let entries: [(u16, u16, u32); 8] = [
+        (256, 4, width),              // ImageWidth LONG
+        (257, 4, height),             // ImageLength LONG
+        (258, 3, 8),                  // BitsPerSample (one value for brevity)
+        (259, 3, 1),                  // Compression: none
+        (262, 3, 2),                  // Photometric: RGB
+        (273, 4, 8 + 2 + 8 * 12 + 4), // StripOffsets: right after the IFD
+        (277, 3, 3),                  // SamplesPerPixel
+        (279, 4, 16),                 // StripByteCounts
+    ];
+    let mut out = b"II*\0".to_vec();
+    out.extend_from_slice(&8u32.to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for (tag, kind, value) in entries {
+        out.extend_from_slice(&tag.to_le_bytes());
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&[0x55; 16]);
+    out
+}
+
+/// A lossless WebP (VP8L) whose header claims `width × height` (each at most 16384) with a
+/// few bytes of bitstream.
+pub fn webp_claiming(width: u32, height: u32) -> Vec<u8> {
+    let packed = (width - 1) | ((height - 1) << 14);
+    let mut vp8l = vec![0x2F];
+    vp8l.extend_from_slice(&packed.to_le_bytes());
+    vp8l.extend_from_slice(&[0; 11]);
+    let mut body = b"WEBP".to_vec();
+    body.extend_from_slice(b"VP8L");
+    body.extend_from_slice(&(vp8l.len() as u32).to_le_bytes());
+    body.extend_from_slice(&vp8l);
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
