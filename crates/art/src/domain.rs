@@ -65,7 +65,8 @@ pub(crate) struct Scratch {
     /// Normalized mode: the coordinates transposed to one contiguous line per lane.
     pub line: Vec<f32>,
     inv: Vec<Lane>,
-    pre: Vec<Lane>,
+    /// Normalized mode: prefix sums of the three channels.
+    pre: Vec<[Lane; 3]>,
     band: [Vec<Lane>; 3],
     pub row: Vec<u16>,
 }
@@ -144,17 +145,16 @@ pub(crate) fn bounds(
 }
 
 /// Coordinates compared per step of the window search (and `+∞` padding after each line).
-const PEEK: usize = 8;
-/// Lanes searched together, so their dependency chains overlap.
-const GROUP: usize = 4;
+const PEEK: usize = 4;
 
 /// For each position `j < n` and lane, how many `ct[i]` (`i < n`) are `≤ ct[j] − r` (into
 /// `lo`) and `≤ ct[j] + r` (into `up`), where `ct` holds `n` increasing coordinates per lane.
 ///
-/// The coordinates are transposed so each lane is one contiguous line (padded with `+∞`);
-/// both bounds only move forward, and each step compares the next [`PEEK`] coordinates at
-/// once and advances by how many pass, which in practice settles a position in one step.
-/// [`GROUP`] lanes run interleaved to hide the load → compare → advance latency.
+/// The coordinates are transposed so each lane is one contiguous line (padded with `+∞`).
+/// Both bounds only move forward; each step compares the next [`PEEK`] coordinates at once
+/// and advances by how many pass, which in practice settles a position in one step. Two
+/// lanes run interleaved (four independent pointer chains) to hide the load → compare →
+/// advance latency.
 fn count_le(
     ct: &[Lane],
     r: f32,
@@ -170,23 +170,25 @@ fn count_le(
     let stride = n + PEEK;
     line.clear();
     line.resize(STRIP * stride, f32::INFINITY);
-    for (j, c) in ct.iter().enumerate() {
-        for (k, &v) in c.iter().enumerate() {
-            line[k * stride + j] = v;
+    for (k, dst) in line.chunks_exact_mut(stride).enumerate() {
+        for (d, c) in dst.iter_mut().zip(ct) {
+            *d = c[k];
         }
     }
-    for (g, lines) in line.chunks_exact(GROUP * stride).enumerate() {
-        let lines: [&[f32]; GROUP] = std::array::from_fn(|q| &lines[q * stride..(q + 1) * stride]);
-        let (mut l, mut u) = ([0usize; GROUP], [0usize; GROUP]);
-        for (j, (lo, up)) in lo.iter_mut().zip(up.iter_mut()).enumerate() {
-            for q in 0..GROUP {
-                let c = lines[q];
-                let x = c[j];
-                l[q] = advance(c, l[q], x - r);
-                u[q] = advance(c, u[q], x + r);
-                lo[g * GROUP + q] = l[q] as u32;
-                up[g * GROUP + q] = u[q] as u32;
-            }
+    for (pair, lines) in line.chunks_exact(2 * stride).enumerate() {
+        let (a, b) = lines.split_at(stride);
+        let (ka, kb) = (2 * pair, 2 * pair + 1);
+        let (mut la, mut ua, mut lb, mut ub) = (0usize, 0usize, 0usize, 0usize);
+        let outs = lo.iter_mut().zip(up.iter_mut());
+        for ((lo, up), (&xa, &xb)) in outs.zip(a.iter().zip(b.iter())) {
+            la = advance(a, la, xa - r);
+            ua = advance(a, ua, xa + r);
+            lb = advance(b, lb, xb - r);
+            ub = advance(b, ub, xb + r);
+            lo[ka] = la as u32;
+            up[ka] = ua as u32;
+            lo[kb] = lb as u32;
+            up[kb] = ub as u32;
         }
     }
 }
@@ -195,9 +197,13 @@ fn count_le(
 #[inline(always)]
 fn advance(c: &[f32], mut i: usize, t: f32) -> usize {
     loop {
-        let m: u32 = c[i..i + PEEK].iter().map(|&v| u32::from(v <= t)).sum();
-        i += m as usize;
-        if (m as usize) < PEEK {
+        let Some(w) = c[i..].first_chunk::<PEEK>() else {
+            return i;
+        };
+        // Sorted, so the passing coordinates are a prefix and their count is the step.
+        let m = w.iter().map(|&v| u32::from(v <= t)).sum::<u32>() as usize;
+        i += m;
+        if m < PEEK {
             return i;
         }
     }
@@ -225,22 +231,30 @@ fn filter_lanes(planes: [&mut [Lane]; 3], kernel: Kernel<'_>, s: &mut Scratch) {
                     .zip(&s.up)
                     .map(|(l, u)| std::array::from_fn(|k| 1.0 / (u[k] - l[k]) as f32)),
             );
-            for x in planes {
-                let x = &mut x[..n];
-                s.pre.clear();
-                s.pre.push([0.0; STRIP]);
-                let mut acc = [0.0f32; STRIP];
-                for v in x.iter() {
-                    for (a, &v) in acc.iter_mut().zip(v) {
+            // Prefix sums of the three channels side by side, so each window is looked up
+            // once (one bounds check, one pair of indices) for all three.
+            let [x0, x1, x2] = planes;
+            let (x0, x1, x2) = (&mut x0[..n], &mut x1[..n], &mut x2[..n]);
+            s.pre.clear();
+            s.pre.push([[0.0; STRIP]; 3]);
+            let mut acc = [[0.0f32; STRIP]; 3];
+            for ((v0, v1), v2) in x0.iter().zip(x1.iter()).zip(x2.iter()) {
+                for (a, v) in acc.iter_mut().zip([v0, v1, v2]) {
+                    for (a, &v) in a.iter_mut().zip(v) {
                         *a += v;
                     }
-                    s.pre.push(acc);
                 }
-                let pre = &s.pre;
-                for (((v, l), u), iv) in x.iter_mut().zip(&s.lo).zip(&s.up).zip(&s.inv) {
-                    for k in 0..STRIP {
-                        v[k] = (pre[u[k] as usize][k] - pre[l[k] as usize][k]) * iv[k];
-                    }
+                s.pre.push(acc);
+            }
+            let pre = &s.pre;
+            let outs = x0.iter_mut().zip(x1.iter_mut()).zip(x2.iter_mut());
+            let wins = s.lo.iter().zip(&s.up).zip(&s.inv);
+            for (((v0, v1), v2), ((l, u), iv)) in outs.zip(wins) {
+                for k in 0..STRIP {
+                    let (pu, pl) = (&pre[u[k] as usize], &pre[l[k] as usize]);
+                    v0[k] = (pu[0][k] - pl[0][k]) * iv[k];
+                    v1[k] = (pu[1][k] - pl[1][k]) * iv[k];
+                    v2[k] = (pu[2][k] - pl[2][k]) * iv[k];
                 }
             }
         }

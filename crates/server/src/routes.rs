@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::extract::ImagePart;
 use crate::extract::read_image_input;
+use crate::extract::{ImageInput, ImagePart};
 use crate::pool::PoolError;
 use crate::pool::Ran;
 use crate::state::AppState;
@@ -251,19 +251,13 @@ pub(crate) fn timeout_error(state: &AppState) -> ApiError {
     )
 }
 
-/// A request read and validated: images, their prepared jobs, and how to render results.
-struct Accepted {
-    images: Vec<ImagePart>,
-    jobs: Vec<PreparedJob>,
-    render: Render,
-}
-
-async fn accept(
+/// Reads a task request's images and options within `deadline`, unless the server is
+/// draining.
+pub(crate) async fn read_request(
     state: &AppState,
-    task: &dyn Task,
     request: Request,
     deadline: Instant,
-) -> Result<Accepted, ApiError> {
+) -> Result<(axum::http::request::Parts, ImageInput), ApiError> {
     if state.is_shutting_down() {
         return Err(ApiError::new(
             ErrorCode::ShuttingDown,
@@ -277,6 +271,23 @@ async fn accept(
     )
     .await
     .map_err(|_| timeout_error(state))??;
+    Ok((parts, input))
+}
+
+/// A request read and validated: images, their prepared jobs, and how to render results.
+struct Accepted {
+    images: Vec<ImagePart>,
+    jobs: Vec<PreparedJob>,
+    render: Render,
+}
+
+async fn accept(
+    state: &AppState,
+    task: &dyn Task,
+    request: Request,
+    deadline: Instant,
+) -> Result<Accepted, ApiError> {
+    let (parts, input) = read_request(state, request, deadline).await?;
     let mut options = input.options;
     let accept = parts
         .headers

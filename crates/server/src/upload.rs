@@ -10,11 +10,10 @@ use axum::response::{Html, IntoResponse, Response};
 use base64::Engine;
 use serde_json::Value;
 
-use crate::extract::read_image_input;
-use crate::routes::{execute_one, timeout_error};
+use crate::ApiError;
+use crate::routes::{execute_one, read_request};
 use crate::state::AppState;
 use crate::task::Render;
-use crate::{ApiError, ErrorCode};
 
 /// Escapes text for HTML element content and attribute values. Everything a client sent
 /// (file names, option values echoed in messages) passes through here before reaching the page.
@@ -72,20 +71,8 @@ async fn run(
     request: Request,
     arrived: Instant,
 ) -> Result<String, ApiError> {
-    if state.is_shutting_down() {
-        return Err(ApiError::new(
-            ErrorCode::ShuttingDown,
-            "the server is shutting down",
-        ));
-    }
     let deadline = arrived + state.config.deadline();
-    let (parts, body) = request.into_parts();
-    let input = tokio::time::timeout_at(
-        deadline.into(),
-        read_image_input(&parts.headers, parts.uri.query(), body, state.body_limits()),
-    )
-    .await
-    .map_err(|_| timeout_error(state))??;
+    let (_, input) = read_request(state, request, deadline).await?;
     let mut options = input.options;
     let name = match options.take("task") {
         None => "parse".to_string(),
