@@ -156,6 +156,19 @@ for (const style of ['pencil', 'pencil-color', 'oil', 'watercolor', 'stylize', '
   });
 }
 
+test('anonymize hides the faces of a real group photo', async () => {
+  const { page, problems } = await openPage();
+  const card = await upload(page, 'anonymize', photo);
+  assert.equal(await card.getAttribute('data-state'), 'done', await card.locator('.status').textContent());
+  const json = JSON.parse(await card.locator('.json pre').textContent());
+  assert.equal(json.count, 3);
+  const fraction = await changedFraction(card);
+  assert.ok(fraction > 0.005 && fraction < 0.5, `changed fraction ${fraction}`);
+  await card.screenshot({ path: path.join(shots, 'anonymize.png') });
+  assert.deepEqual(problems, []);
+  await page.context().close();
+});
+
 test('inspect shows its JSON', async () => {
   const { page } = await openPage();
   const card = await upload(page, 'inspect', photo);

@@ -11,7 +11,7 @@
 //! (0..=765), so the per-pixel transforms (`1 + σs/σr·d` and the recursive filter's `a^d`)
 //! are table look-ups.
 
-use crate::planar::{Lane, STRIP, Tiled, dist8, row_dist};
+use crate::planar::{Lane, STRIP, Tiled, dist8};
 use image::RgbImage;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -68,7 +68,6 @@ pub(crate) struct Scratch {
     /// Normalized mode: prefix sums of the three channels.
     pre: Vec<[Lane; 3]>,
     band: [Vec<Lane>; 3],
-    pub row: Vec<u16>,
 }
 
 thread_local! {
@@ -81,6 +80,14 @@ pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     SCRATCH.with_borrow_mut(f)
 }
 
+/// Colour distances between 16 RGB pixels and 16 others (48 bytes each), in a form that
+/// vectorises (byte absolute differences, then sums of triples).
+#[inline(always)]
+fn dist16(cur: &[u8; 3 * STRIP], prev: &[u8; 3 * STRIP]) -> [u16; STRIP] {
+    let d: [u8; 3 * STRIP] = std::array::from_fn(|b| cur[b].abs_diff(prev[b]));
+    std::array::from_fn(|k| u16::from(d[3 * k]) + u16::from(d[3 * k + 1]) + u16::from(d[3 * k + 2]))
+}
+
 /// Colour distances down columns `x0 .. x0 + STRIP` (fewer at the right edge; missing lanes
 /// get 0) of an RGB image, into `out` (`height` positions; row 0 gets 0).
 pub(crate) fn strip_dist(src: &[u8], w: usize, h: usize, x0: usize, out: &mut Vec<[u16; STRIP]>) {
@@ -90,6 +97,10 @@ pub(crate) fn strip_dist(src: &[u8], w: usize, h: usize, x0: usize, out: &mut Ve
     for (i, o) in out.iter_mut().enumerate().skip(1) {
         let cur = &src[(i * w + x0) * 3..(i * w + x0 + cols) * 3];
         let prev = &src[((i - 1) * w + x0) * 3..((i - 1) * w + x0 + cols) * 3];
+        if let (Some(c), Some(p)) = (cur.first_chunk(), prev.first_chunk()) {
+            *o = dist16(c, p);
+            continue;
+        }
         for ((o, c), p) in o
             .iter_mut()
             .zip(cur.chunks_exact(3))
@@ -102,21 +113,24 @@ pub(crate) fn strip_dist(src: &[u8], w: usize, h: usize, x0: usize, out: &mut Ve
 
 /// Colour distances along rows `i0 .. i0 + rows` (`rows ≤ STRIP`; missing lanes get 0) of an
 /// RGB image, into `out` (`width` positions; column 0 gets 0).
-pub(crate) fn band_dist(
-    src: &[u8],
-    w: usize,
-    i0: usize,
-    rows: usize,
-    row: &mut Vec<u16>,
-    out: &mut Vec<[u16; STRIP]>,
-) {
+pub(crate) fn band_dist(src: &[u8], w: usize, i0: usize, rows: usize, out: &mut Vec<[u16; STRIP]>) {
     out.clear();
     out.resize(w, [0; STRIP]);
-    row.resize(w, 0);
     for r in 0..rows {
-        row_dist(&src[(i0 + r) * w * 3..(i0 + r + 1) * w * 3], row);
-        for (o, &d) in out.iter_mut().zip(row.iter()) {
-            o[r] = d;
+        let px = &src[(i0 + r) * w * 3..(i0 + r + 1) * w * 3];
+        // Pixels 1..=16k against their left neighbours, 16 at a time; the rest one by one.
+        let full = w.saturating_sub(1) / STRIP * STRIP;
+        for (blk, o) in out[1..=full].chunks_exact_mut(STRIP).enumerate() {
+            let b = 3 * (1 + blk * STRIP);
+            let (Some(c), Some(p)) = (px[b..].first_chunk(), px[b - 3..].first_chunk()) else {
+                break;
+            };
+            for (o, d) in o.iter_mut().zip(dist16(c, p)) {
+                o[r] = d;
+            }
+        }
+        for x in full + 1..w {
+            out[x][r] = dist8(&px[3 * x..3 * x + 3], &px[3 * x - 3..3 * x]);
         }
     }
 }
@@ -224,7 +238,15 @@ fn filter_lanes(planes: [&mut [Lane]; 3], kernel: Kernel<'_>, s: &mut Scratch) {
     let n = s.dist.len();
     match kernel {
         Kernel::Normalized { dlut, radius } => {
-            bounds(&s.dist, dlut, radius, &mut s.ct, &mut s.line, &mut s.lo, &mut s.up);
+            bounds(
+                &s.dist,
+                dlut,
+                radius,
+                &mut s.ct,
+                &mut s.line,
+                &mut s.lo,
+                &mut s.up,
+            );
             s.inv.clear();
             s.inv.extend(
                 s.lo.iter()
@@ -302,6 +324,16 @@ fn col_pass(t: &mut Tiled, src: &[u8], kernel: Kernel<'_>) {
         });
 }
 
+/// `dst[c][r] = src[r][c]` for a full 16×16 block (constant bounds, so it unrolls).
+#[inline(always)]
+fn transpose(src: &[Lane; STRIP], dst: &mut [Lane; STRIP]) {
+    for (c, d) in dst.iter_mut().enumerate() {
+        for (r, v) in d.iter_mut().enumerate() {
+            *v = src[r][c];
+        }
+    }
+}
+
 /// Filters every row of `t` in place (the horizontal half of one iteration).
 fn row_pass(t: &mut Tiled, src: &[u8], kernel: Kernel<'_>) {
     let (w, h) = (t.width, t.height);
@@ -314,12 +346,19 @@ fn row_pass(t: &mut Tiled, src: &[u8], kernel: Kernel<'_>) {
             with_scratch(|s| {
                 let i0 = band * STRIP;
                 let rows = STRIP.min(h - i0);
-                band_dist(src, w, i0, rows, &mut s.row, &mut s.dist);
+                band_dist(src, w, i0, rows, &mut s.dist);
                 let mut bufs = std::mem::take(&mut s.band);
                 let mut parts = [p0, p1, p2];
                 for (buf, strips) in bufs.iter_mut().zip(&parts) {
                     buf.resize(w, [0.0; STRIP]);
                     for (blk, part) in buf.chunks_mut(STRIP).zip(strips) {
+                        if let (Ok(blk), Ok(part)) = (
+                            <&mut [Lane; STRIP]>::try_from(&mut *blk),
+                            <&[Lane; STRIP]>::try_from(&**part),
+                        ) {
+                            transpose(part, blk);
+                            continue;
+                        }
                         for (r, lane) in part.iter().enumerate() {
                             for (b, &v) in blk.iter_mut().zip(lane) {
                                 b[r] = v;
@@ -333,6 +372,13 @@ fn row_pass(t: &mut Tiled, src: &[u8], kernel: Kernel<'_>) {
                 }
                 for (buf, strips) in bufs.iter().zip(parts.iter_mut()) {
                     for (blk, part) in buf.chunks(STRIP).zip(strips.iter_mut()) {
+                        if let (Ok(blk), Ok(part)) = (
+                            <&[Lane; STRIP]>::try_from(blk),
+                            <&mut [Lane; STRIP]>::try_from(&mut **part),
+                        ) {
+                            transpose(blk, part);
+                            continue;
+                        }
                         for (r, lane) in part.iter_mut().enumerate() {
                             for (v, b) in lane.iter_mut().zip(blk) {
                                 *v = b[r];

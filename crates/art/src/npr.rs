@@ -35,7 +35,15 @@ pub(crate) fn pencil(
     ny.par_chunks_mut(h).enumerate().for_each(|(strip, part)| {
         with_scratch(|s| {
             domain::strip_dist(src, w, h, strip * STRIP, &mut s.dist);
-            domain::bounds(&s.dist, &dlut, radius, &mut s.ct, &mut s.line, &mut s.lo, &mut s.up);
+            domain::bounds(
+                &s.dist,
+                &dlut,
+                radius,
+                &mut s.ct,
+                &mut s.line,
+                &mut s.lo,
+                &mut s.up,
+            );
             for ((o, l), u) in part.iter_mut().zip(&s.lo).zip(&s.up) {
                 for k in 0..STRIP {
                     o[k] = (u[k] - l[k]) as f32;
@@ -50,8 +58,16 @@ pub(crate) fn pencil(
             with_scratch(|s| {
                 let i0 = band * STRIP;
                 let rows = dst.len() / (w * 3);
-                domain::band_dist(src, w, i0, rows, &mut s.row, &mut s.dist);
-                domain::bounds(&s.dist, &dlut, radius, &mut s.ct, &mut s.line, &mut s.lo, &mut s.up);
+                domain::band_dist(src, w, i0, rows, &mut s.dist);
+                domain::bounds(
+                    &s.dist,
+                    &dlut,
+                    radius,
+                    &mut s.ct,
+                    &mut s.line,
+                    &mut s.lo,
+                    &mut s.up,
+                );
                 for (r, drow) in dst.chunks_exact_mut(w * 3).enumerate() {
                     let i = i0 + r;
                     let srow = &src[i * w * 3..(i + 1) * w * 3];

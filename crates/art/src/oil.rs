@@ -6,18 +6,24 @@
 //! column and adds the next. Pixels are packed (bin and RGB in one `u32`) and stored column
 //! by column, so a window column is one contiguous run.
 //!
+//! Rows are processed in pairs: the windows of rows `y` and `y + 1` share all but their top
+//! and bottom rows, so one sweep keeps the shared part in one histogram and the two edge rows
+//! in two small ones, and each step costs `2·(2·size) + 4` bin updates for two output pixels
+//! instead of `2·(2·(2·size+1))`.
+//!
 //! Every update is branch-free (no "same bin" or "mode lost" tests, which mispredict on
 //! textured photos): a bin's count and index are folded into one ordered key
-//! (`count << 8 | 255 − bin`), so the mode is a vectorised max over 256 keys per pixel, and
-//! the histogram is split in two halves (even/odd positions of a column) so runs of updates
-//! to one bin do not serialise on store-to-load forwarding. Colour sums are packed three to a
-//! `u64` (21 bits each).
+//! (`count << 8 | 255 − bin`), so the mode is a vectorised max over 256 keys (both rows' modes
+//! in one pass), and the shared histogram is split in two halves (even/odd positions of a
+//! column) so runs of updates to one bin do not serialise on store-to-load forwarding. Colour
+//! sums are packed three to a `u64` (21 bits each).
 //!
-//! Cost per pixel is `2·(2·size+1)` bin updates plus a 256-key max. A Huang/Perreault–Hébert
-//! scheme (per-column histograms, window histogram updated by adding and subtracting whole
-//! column histograms) is O(1) per pixel but costs two 256-bin vector adds of counts *and* of
-//! colour sums per step, more than the 30 scalar updates of the default `size = 7`; it only
-//! wins for large windows, which are rare, so it is not used.
+//! Cost per pixel is about `2·size + 2` bin updates plus a 256-key max. A Huang /
+//! Perreault–Hébert scheme (per-column histograms; the window histogram updated by adding one
+//! column histogram and subtracting another) is O(1) per pixel, but each step then adds and
+//! subtracts 256 counts *and* 256 colour sums, more work than the ~16 scalar updates of the
+//! default `size = 7`, and the per-column histograms of a 4000-pixel row (~10 MB) do not fit
+//! in cache; it only pays for large windows, so it is not used.
 
 use crate::planar::{give_words, take_words};
 use image::RgbImage;
@@ -120,7 +126,7 @@ impl Key for i32 {
 /// Sliding window histogram of luminance bins with per-bin packed colour sums, split in two
 /// halves (pixels at even and odd positions of a window column) so that consecutive updates
 /// of the same bin — the common case in flat areas — form two independent store-to-load
-/// chains instead of one. Half 0 holds [`Key`]s, half 1 counts only.
+/// chains instead of one. Half 0 holds [`Key`]s, half 1 counts only (`count << 8`).
 struct ModeHist<K> {
     key: [[K; 256]; 2],
     sum: [[u64; 256]; 2],
@@ -132,10 +138,6 @@ impl<K: Key> ModeHist<K> {
             key: [std::array::from_fn(K::empty), [K::ZERO; 256]],
             sum: [[0; 256]; 2],
         }
-    }
-
-    fn reset(&mut self) {
-        *self = Self::new();
     }
 
     /// Adds the pixels of `add` and removes those of `rem` (window columns of equal length,
@@ -177,24 +179,76 @@ impl<K: Key> ModeHist<K> {
             }
         }
     }
+}
 
-    /// Mean colour of the lowest most-populated bin, rounded like OpenCV's `Vec3f → Vec3b`.
-    #[inline]
-    fn mode_mean(&self) -> [u8; 3] {
-        const L: usize = 16;
-        let mut acc = [K::MIN; L];
-        for (c0, c1) in self.key[0].chunks_exact(L).zip(self.key[1].chunks_exact(L)) {
-            for k in 0..L {
-                acc[k] = acc[k].max(c0[k].plus(c1[k]));
-            }
+/// The pixels of one window row (at most one per window column, so no split): the row only
+/// the upper of two vertically adjacent windows has, or only the lower one. Counts only.
+struct Edge<K> {
+    key: [K; 256],
+    sum: [u64; 256],
+}
+
+impl<K: Key> Edge<K> {
+    fn new() -> Self {
+        Self {
+            key: [K::ZERO; 256],
+            sum: [0; 256],
         }
-        let best = acc.into_iter().max().unwrap_or(K::MIN);
-        let (count, mode) = best.decode();
-        let s = self.sum[0][mode] + self.sum[1][mode];
-        let n = count.max(1) as f32;
-        [s & FIELD_MASK, (s >> FIELD) & FIELD_MASK, s >> (2 * FIELD)]
-            .map(|v| round_u8(v as f32 / n))
     }
+
+    /// Adds `add` and removes `rem` (each empty or a single pixel).
+    #[inline]
+    fn update(&mut self, add: &[u32], rem: &[u32]) {
+        for &p in rem {
+            let b = (p >> 24) as usize;
+            self.key[b] = self.key[b].dec();
+            self.sum[b] -= sum_of(p);
+        }
+        for &p in add {
+            let b = (p >> 24) as usize;
+            self.key[b] = self.key[b].inc();
+            self.sum[b] += sum_of(p);
+        }
+    }
+}
+
+/// Mean colour of the lowest most-populated bin of `shared + edge`, rounded like OpenCV's
+/// `Vec3f → Vec3b`.
+#[inline]
+fn mean_of<K: Key>(best: K, shared: &ModeHist<K>, edge: &Edge<K>) -> [u8; 3] {
+    let (count, mode) = best.decode();
+    let s = shared.sum[0][mode] + shared.sum[1][mode] + edge.sum[mode];
+    let n = count.max(1) as f32;
+    [s & FIELD_MASK, (s >> FIELD) & FIELD_MASK, s >> (2 * FIELD)].map(|v| round_u8(v as f32 / n))
+}
+
+/// Output colours of the two windows `shared + top` and `shared + bottom`.
+#[inline]
+fn modes<K: Key>(shared: &ModeHist<K>, top: &Edge<K>, bottom: &Edge<K>) -> ([u8; 3], [u8; 3]) {
+    let [h0, h1] = &shared.key;
+    let mut both = [K::MIN; 256];
+    for ((s, &a), &b) in both.iter_mut().zip(h0).zip(h1) {
+        *s = a.plus(b);
+    }
+    let best_a = max_plus(&both, &top.key);
+    let best_b = max_plus(&both, &bottom.key);
+    (
+        mean_of(best_a, shared, top),
+        mean_of(best_b, shared, bottom),
+    )
+}
+
+/// The largest `a[b] + c[b]`: a vectorised max over 256 keys.
+#[inline]
+fn max_plus<K: Key>(a: &[K; 256], c: &[K; 256]) -> K {
+    const L: usize = 16;
+    let mut acc = [K::MIN; L];
+    for (ca, cc) in a.chunks_exact(L).zip(c.chunks_exact(L)) {
+        for k in 0..L {
+            acc[k] = acc[k].max(ca[k].plus(cc[k]));
+        }
+    }
+    acc.into_iter().max().unwrap_or(K::MIN)
 }
 
 /// Applies the oil-painting effect. `1 ≤ size ≤ 32` is the window half-size, `dyn_ratio ≥ 1`
@@ -236,27 +290,54 @@ pub(crate) fn oil(img: &RgbImage, size: usize, dyn_ratio: u32) -> RgbImage {
 }
 
 /// Slides the window along every row of `out`, reading column-major packed pixels `cols`.
+///
+/// Rows are done in pairs: the windows of rows `y` and `y + 1` share all but one row, so one
+/// sweep keeps the shared rows in a [`ModeHist`] and the row only the upper (lower) window
+/// has in an [`Edge`], which halves the histogram updates per output pixel.
 fn slide<K: Key>(cols: &[u32], out: &mut RgbImage, w: usize, h: usize, size: usize) {
+    type State<K> = (ModeHist<K>, Edge<K>, Edge<K>);
+    let init = || -> Box<State<K>> { Box::new((ModeHist::new(), Edge::new(), Edge::new())) };
     out.par_chunks_mut(w * 3 * ROWS_PER_TASK)
         .enumerate()
-        .for_each_init(ModeHist::<K>::new, |hist, (blk, dst)| {
-            for (r, drow) in dst.chunks_exact_mut(w * 3).enumerate() {
-                let y = blk * ROWS_PER_TASK + r;
-                let y0 = y.saturating_sub(size);
-                let y1 = (y + size).min(h - 1);
-                let col = |x: usize| &cols[x * h + y0..=x * h + y1];
-                hist.reset();
+        .for_each_init(init, |st, (blk, dst)| {
+            let (hist, top, bottom) = &mut **st;
+            let mut rows = dst.chunks_exact_mut(w * 3);
+            let mut y = blk * ROWS_PER_TASK;
+            while let Some(ra) = rows.next() {
+                let mut rb = rows.next();
+                let (y0a, y1a) = (y.saturating_sub(size), (y + size).min(h - 1));
+                // A lone last row pretends its partner has the same window (empty edges).
+                let (y0b, y1b) = match rb {
+                    Some(_) => ((y + 1).saturating_sub(size), (y + 1 + size).min(h - 1)),
+                    None => (y0a, y1a),
+                };
+                let shared = |x: usize| &cols[x * h + y0b..=x * h + y1a];
+                let upper = |x: usize| &cols[x * h + y0a..x * h + y0b];
+                let lower = |x: usize| &cols[x * h + y1a + 1..x * h + y1b + 1];
+                *hist = ModeHist::new();
+                *top = Edge::new();
+                *bottom = Edge::new();
                 for x in 0..=size.min(w - 1) {
-                    hist.update(col(x), &[]);
+                    hist.update(shared(x), &[]);
+                    top.update(upper(x), &[]);
+                    bottom.update(lower(x), &[]);
                 }
-                for (x, o) in drow.chunks_exact_mut(3).enumerate() {
+                for x in 0..w {
                     if x > 0 {
-                        let add = if x + size < w { col(x + size) } else { &[] };
-                        let rem = if x > size { col(x - size - 1) } else { &[] };
-                        hist.update(add, rem);
+                        let enter = (x + size < w).then_some(x + size);
+                        let leave = (x > size).then(|| x - size - 1);
+                        let none: &[u32] = &[];
+                        hist.update(enter.map_or(none, shared), leave.map_or(none, shared));
+                        top.update(enter.map_or(none, upper), leave.map_or(none, upper));
+                        bottom.update(enter.map_or(none, lower), leave.map_or(none, lower));
                     }
-                    o.copy_from_slice(&hist.mode_mean());
+                    let (a, b) = modes(hist, top, bottom);
+                    ra[3 * x..3 * x + 3].copy_from_slice(&a);
+                    if let Some(rb) = rb.as_deref_mut() {
+                        rb[3 * x..3 * x + 3].copy_from_slice(&b);
+                    }
                 }
+                y += 2;
             }
         });
 }

@@ -206,16 +206,3 @@ pub(crate) fn reflect101(i: isize, n: usize) -> usize {
 pub(crate) fn dist8(a: &[u8], b: &[u8]) -> u16 {
     (0..3).map(|c| u16::from(a[c].abs_diff(b[c]))).sum()
 }
-
-/// Distances between horizontally adjacent pixels of one RGB row into `out` (`out[0] = 0`).
-#[inline]
-pub(crate) fn row_dist(row: &[u8], out: &mut [u16]) {
-    out[0] = 0;
-    for ((o, a), b) in out[1..]
-        .iter_mut()
-        .zip(row.chunks_exact(3))
-        .zip(row[3..].chunks_exact(3))
-    {
-        *o = dist8(b, a);
-    }
-}

@@ -90,10 +90,7 @@ fn batch_inner(args: &BatchArgs) -> Result<ExitCode, RunError> {
         .settings
         .resolve()
         .map_err(|e| RunError::Io(format!("{e:#}")))?;
-    let (task, options) = args
-        .common
-        .task_and_options(&args.task)
-        .map_err(RunError::Api)?;
+    let (task, options) = args.common.task_and_options(&args.task, &config)?;
     // Validate the options once up front, so a typo fails before any image is read.
     drop(task.prepare(options.clone()).map_err(RunError::Api)?);
     let files = list_images(&args.input)

@@ -3,6 +3,7 @@
 mod batch;
 mod charts;
 mod load;
+mod models;
 mod run;
 
 use std::io::IsTerminal;
@@ -43,6 +44,8 @@ enum Command {
     Batch(batch::BatchArgs),
     /// Drive a running server with real photos; write CSVs, a summary and SVG charts.
     Load(load::LoadArgs),
+    /// List the models in the manifest; with --verify, check every file's sha256.
+    Models(models::ModelsArgs),
 }
 
 /// Service settings. Each flag is also a `PERCEPT_*` environment variable; both override the
@@ -80,6 +83,10 @@ pub(crate) struct ServeArgs {
     /// (at least 16 characters) [default: none].
     #[arg(long, env = "PERCEPT_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// Folder with manifest.toml and the ONNX models [default: ./models, else the source
+    /// tree's models/].
+    #[arg(long, env = "PERCEPT_MODELS_DIR")]
+    models_dir: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -165,7 +172,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {}", config.addr))?;
         let addr = listener.local_addr()?;
-        let tasks = percept_server::tasks::default_registry();
+        let (tasks, models, engine) = models::load_for_serving(&config)?;
         tracing::info!(
             %addr,
             workers = config.workers,
@@ -174,7 +181,9 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             "percept {} listening on http://{addr}",
             env!("CARGO_PKG_VERSION")
         );
-        let state = AppState::new(config, tasks, Vec::new(), "none");
+        let state = AppState::new(config, tasks, models, &engine);
+        // `load_for_serving` returned only after every model was verified and warmed.
+        state.set_ready(true);
         percept_server::serve(listener, state, shutdown_signal())
             .await
             .context("serving")
@@ -190,6 +199,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Run(args)) => return run::run(&args),
         Some(Command::Batch(args)) => return batch::batch(&args),
         Some(Command::Load(args)) => load::load(&args),
+        Some(Command::Models(args)) => models::list(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

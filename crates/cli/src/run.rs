@@ -49,8 +49,17 @@ impl TaskArgs {
     pub(crate) fn task_and_options(
         &self,
         name: &str,
+        config: &Config,
+    ) -> Result<(Arc<dyn Task>, Options), RunError> {
+        let registry = crate::models::registry_for(name, config)?;
+        self.lookup(&registry, name).map_err(RunError::Api)
+    }
+
+    fn lookup(
+        &self,
+        registry: &percept_server::TaskRegistry,
+        name: &str,
     ) -> Result<(Arc<dyn Task>, Options), ApiError> {
-        let registry = percept_server::tasks::default_registry();
         let full = match (name, &self.style) {
             ("art", Some(style)) => format!("art/{style}"),
             ("art", None) => return Err(ApiError::bad_option("`art` needs --style")),
@@ -161,10 +170,7 @@ pub(crate) fn run(args: &RunArgs) -> ExitCode {
             .settings
             .resolve()
             .map_err(|e| RunError::Io(format!("{e:#}")))?;
-        let (task, options) = args
-            .common
-            .task_and_options(&args.task)
-            .map_err(RunError::Api)?;
+        let (task, options) = args.common.task_and_options(&args.task, &config)?;
         let executed = run_one(
             task.as_ref(),
             options,

@@ -315,3 +315,38 @@ fn batch_processes_a_folder_and_reports_failures() {
         (Some(451), Some("png"))
     );
 }
+
+#[test]
+fn run_anonymize_hides_every_face_and_writes_a_jpeg() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("private.jpg");
+    let output = percept()
+        .args(["run", "anonymize"])
+        .arg(data("group5_stairs.jpg"))
+        .args(["--mode", "box", "-o"])
+        .arg(&out)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["count"], 5, "{json}");
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(&bytes[..2], &[0xFF, 0xD8], "a JPEG");
+
+    let output = percept().args(["models", "--verify"]).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let listing = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        listing.contains("centerface") && listing.contains("sha256 ok"),
+        "{listing}"
+    );
+}

@@ -19,11 +19,16 @@ fn main() -> TractResult<()> {
         .with_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), shape))?
         .into_optimized()?
         .into_runnable()?;
-    println!("symbolic plan built in {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "symbolic plan built in {:.0} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
 
     for (h, w) in sizes {
         let input = || -> TractResult<TVec<TValue>> {
-            Ok(tvec!(Tensor::from_shape(&[1, 3, h, w], &vec![100f32; 3 * h * w])?.into()))
+            Ok(tvec!(
+                Tensor::from_shape(&[1, 3, h, w], &vec![100f32; 3 * h * w])?.into()
+            ))
         };
         let t = Instant::now();
         let fixed = tract_onnx::onnx()

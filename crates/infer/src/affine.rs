@@ -46,10 +46,7 @@ impl Affine {
         }
         let (ia, ib, id, ie) = (e / det, -b / det, -d / det, a / det);
         Ok(Affine {
-            m: [
-                [ia, ib, -(ia * c + ib * f)],
-                [id, ie, -(id * c + ie * f)],
-            ],
+            m: [[ia, ib, -(ia * c + ib * f)], [id, ie, -(id * c + ie * f)]],
         })
     }
 }
@@ -130,13 +127,21 @@ mod tests {
     use super::*;
 
     fn gradient(w: u32, h: u32) -> RgbImage {
-        RgbImage::from_fn(w, h, |x, y| Rgb([(x * 7 % 256) as u8, (y * 5 % 256) as u8, 9]))
+        RgbImage::from_fn(w, h, |x, y| {
+            Rgb([(x * 7 % 256) as u8, (y * 5 % 256) as u8, 9])
+        })
     }
 
     #[test]
     fn unrotated_crop_is_a_copy() {
         let img = gradient(40, 30);
-        let rect = RotatedRect { cx: 15.0, cy: 12.0, width: 10.0, height: 8.0, rotation: 0.0 };
+        let rect = RotatedRect {
+            cx: 15.0,
+            cy: 12.0,
+            width: 10.0,
+            height: 8.0,
+            rotation: 0.0,
+        };
         let (crop, map) = crop_rotated(&img, &rect, 10, 8).expect("crop");
         for (u, v, px) in crop.enumerate_pixels() {
             assert_eq!(px, img.get_pixel(10 + u, 8 + v));
@@ -157,10 +162,17 @@ mod tests {
         };
         let (crop, map) = crop_rotated(&img, &rect, 10, 10).expect("crop");
         let (x, y) = map.apply(10.0, 5.0);
-        assert!((x - 20.0).abs() < 1e-4 && (y - 25.0).abs() < 1e-4, "{x},{y}");
+        assert!(
+            (x - 20.0).abs() < 1e-4 && (y - 25.0).abs() < 1e-4,
+            "{x},{y}"
+        );
         // Crop pixel (u, v) centre lands on image pixel (24 - v, 15 + u).
         for (u, v) in [(0, 0), (3, 7), (9, 9)] {
-            assert_eq!(crop.get_pixel(u, v), img.get_pixel(24 - v, 15 + u), "{u},{v}");
+            assert_eq!(
+                crop.get_pixel(u, v),
+                img.get_pixel(24 - v, 15 + u),
+                "{u},{v}"
+            );
         }
     }
 
@@ -168,7 +180,13 @@ mod tests {
     fn inverse_round_trips() {
         let cases = [0.0f32, 0.3, -1.2, 3.0];
         for rotation in cases {
-            let rect = RotatedRect { cx: 50.0, cy: 40.0, width: 33.0, height: 21.0, rotation };
+            let rect = RotatedRect {
+                cx: 50.0,
+                cy: 40.0,
+                width: 33.0,
+                height: 21.0,
+                rotation,
+            };
             let map = rect.crop_to_image(64, 48);
             let inv = map.inverse().expect("invertible");
             for (x, y) in [(0.0, 0.0), (64.0, 48.0), (10.5, 33.25)] {
@@ -182,7 +200,13 @@ mod tests {
     #[test]
     fn outside_is_black_and_bad_sizes_fail() {
         let img = gradient(10, 10);
-        let rect = RotatedRect { cx: -50.0, cy: -50.0, width: 10.0, height: 10.0, rotation: 0.0 };
+        let rect = RotatedRect {
+            cx: -50.0,
+            cy: -50.0,
+            width: 10.0,
+            height: 10.0,
+            rotation: 0.0,
+        };
         let (crop, _) = crop_rotated(&img, &rect, 4, 4).expect("crop");
         assert!(crop.pixels().all(|p| p.0 == [0, 0, 0]));
         assert!(crop_rotated(&img, &rect, 0, 4).is_err());

@@ -191,7 +191,12 @@ mod tests {
             ("pose_detection", 2254),
             ("palm_detection_full", 2016),
         ] {
-            let ssd = m.model(name).expect("model").ssd.as_ref().expect("ssd options");
+            let ssd = m
+                .model(name)
+                .expect("model")
+                .ssd
+                .as_ref()
+                .expect("ssd options");
             let anchors = ssd_anchors(ssd).expect("anchors");
             assert_eq!(anchors.len(), count, "{name}");
             assert_eq!(anchors.len(), ssd.num_boxes, "{name}");
@@ -201,10 +206,23 @@ mod tests {
     #[test]
     fn first_anchors_sit_at_cell_centres() {
         let m = manifest();
-        let ssd = m.model("face_detection_short_range").expect("model").ssd.clone().expect("ssd");
+        let ssd = m
+            .model("face_detection_short_range")
+            .expect("model")
+            .ssd
+            .clone()
+            .expect("ssd");
         let anchors = ssd_anchors(&ssd).expect("anchors");
         // 16×16 cells of stride 8, two anchors per cell.
-        assert_eq!(anchors[0], Anchor { x_center: 0.5 / 16.0, y_center: 0.5 / 16.0, w: 1.0, h: 1.0 });
+        assert_eq!(
+            anchors[0],
+            Anchor {
+                x_center: 0.5 / 16.0,
+                y_center: 0.5 / 16.0,
+                w: 1.0,
+                h: 1.0
+            }
+        );
         assert_eq!(anchors[1], anchors[0]);
         assert!((anchors[2].x_center - 1.5 / 16.0).abs() < 1e-6);
         // The stride-16 layers start after 512 anchors.
@@ -214,7 +232,12 @@ mod tests {
     #[test]
     fn decode_places_box_relative_to_anchor() {
         let m = manifest();
-        let ssd = m.model("face_detection_full_range").expect("model").ssd.clone().expect("ssd");
+        let ssd = m
+            .model("face_detection_full_range")
+            .expect("model")
+            .ssd
+            .clone()
+            .expect("ssd");
         let anchors = ssd_anchors(&ssd).expect("anchors");
         let mut boxes = vec![0.0; ssd.num_boxes * ssd.num_coords];
         let mut scores = vec![-10.0; ssd.num_boxes];

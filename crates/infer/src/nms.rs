@@ -108,7 +108,12 @@ mod tests {
 
     fn det(x: f32, y: f32, size: f32, score: f32) -> Detection {
         Detection {
-            bbox: BBox { x, y, width: size, height: size },
+            bbox: BBox {
+                x,
+                y,
+                width: size,
+                height: size,
+            },
             score,
             keypoints: vec![(x, y)],
         }
@@ -116,12 +121,25 @@ mod tests {
 
     #[test]
     fn iou_table() {
-        let a = BBox { x: 0.0, y: 0.0, width: 10.0, height: 10.0 };
+        let a = BBox {
+            x: 0.0,
+            y: 0.0,
+            width: 10.0,
+            height: 10.0,
+        };
         let cases = [
             (a, 1.0),
             (BBox { x: 5.0, ..a }, 50.0 / 150.0),
             (BBox { x: 10.0, ..a }, 0.0),
-            (BBox { x: 2.0, y: 2.0, width: 5.0, height: 5.0 }, 0.25),
+            (
+                BBox {
+                    x: 2.0,
+                    y: 2.0,
+                    width: 5.0,
+                    height: 5.0,
+                },
+                0.25,
+            ),
             (BBox { width: 0.0, ..a }, 0.0),
         ];
         for (b, expected) in cases {
@@ -146,7 +164,11 @@ mod tests {
 
     #[test]
     fn weighted_nms_averages_by_score() {
-        let dets = vec![det(0.0, 0.0, 10.0, 0.75), det(2.0, 0.0, 10.0, 0.25), det(40.0, 0.0, 10.0, 0.5)];
+        let dets = vec![
+            det(0.0, 0.0, 10.0, 0.75),
+            det(2.0, 0.0, 10.0, 0.25),
+            det(40.0, 0.0, 10.0, 0.5),
+        ];
         let kept = weighted_nms(dets, 0.3);
         assert_eq!(kept.len(), 2);
         assert!((kept[0].bbox.x - 0.5).abs() < 1e-6);

@@ -36,7 +36,12 @@ impl Fit {
         let scale = (input.0 as f32 / image.0 as f32).min(input.1 as f32 / image.1 as f32);
         let cw = ((image.0 as f32 * scale).round() as u32).clamp(1, input.0);
         let ch = ((image.1 as f32 * scale).round() as u32).clamp(1, input.1);
-        Ok(Self::place(image, input, (cw, ch), ((input.0 - cw) / 2, (input.1 - ch) / 2)))
+        Ok(Self::place(
+            image,
+            input,
+            (cw, ch),
+            ((input.0 - cw) / 2, (input.1 - ch) / 2),
+        ))
     }
 
     /// Warps the image to fill the input.
@@ -189,7 +194,11 @@ mod tests {
         ];
         for (image, input, content, offset) in cases {
             let fit = Fit::letterbox(image, input).expect("valid sizes");
-            assert_eq!((fit.content_width, fit.content_height), content, "{image:?}");
+            assert_eq!(
+                (fit.content_width, fit.content_height),
+                content,
+                "{image:?}"
+            );
             assert_eq!((fit.offset_x, fit.offset_y), offset, "{image:?}");
             for (x, y) in [(0.0, 0.0), (image.0 as f32, image.1 as f32), (13.5, 7.25)] {
                 let (ix, iy) = fit.to_input(x, y);

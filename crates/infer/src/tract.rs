@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use tract_onnx::prelude::{
-    Datum, Framework, InferenceFact, InferenceModel, InferenceModelExt, IntoRunnable, TValue,
-    TVec, TypedRunnableModel,
+    Datum, Framework, InferenceFact, InferenceModel, InferenceModelExt, IntoRunnable, TValue, TVec,
+    TypedRunnableModel,
 };
 
 use crate::engine::{Engine, EngineKind, Session};

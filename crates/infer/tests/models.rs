@@ -10,7 +10,9 @@ fn models_dir() -> PathBuf {
 }
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data")
+        .join(name)
 }
 
 const TINY: &str = r#"
@@ -76,11 +78,17 @@ fn missing_and_tampered_files_are_typed_errors() {
     }
     std::fs::write(dir.path().join("tiny.onnx"), b"hello").unwrap();
     let err = verify_file(dir.path(), spec).unwrap_err();
-    let InferError::HashMismatch { actual, expected, .. } = &err else {
+    let InferError::HashMismatch {
+        actual, expected, ..
+    } = &err
+    else {
         panic!("expected HashMismatch, got {err:?}");
     };
     // sha256("hello")
-    assert_eq!(actual, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+    assert_eq!(
+        actual,
+        "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    );
     assert_eq!(expected, &spec.sha256);
     let text = err.to_string();
     assert!(text.contains("tiny.onnx") && text.contains(actual) && text.contains(expected));
@@ -90,7 +98,10 @@ fn missing_and_tampered_files_are_typed_errors() {
 fn broken_manifest_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("manifest.toml"), "schema = [").unwrap();
-    assert!(matches!(Models::load(dir.path(), &[]), Err(InferError::Manifest { .. })));
+    assert!(matches!(
+        Models::load(dir.path(), &[]),
+        Err(InferError::Manifest { .. })
+    ));
     assert!(matches!(
         Models::load(tempfile::tempdir().unwrap().path(), &[]),
         Err(InferError::Manifest { .. })
@@ -104,14 +115,18 @@ fn loads_warms_and_runs_fixed_and_dynamic_models() {
 
     let fd = models.get("face_detection_short_range").unwrap();
     let fit = Fit::letterbox(img.dimensions(), (128, 128)).unwrap();
-    let out = fd.run(&image_to_tensor(&img, &fit, &fd.spec().input)).unwrap();
+    let out = fd
+        .run(&image_to_tensor(&img, &fit, &fd.spec().input))
+        .unwrap();
     assert_eq!(out[0].shape(), &[1, 896, 16]);
     assert_eq!(out[1].shape(), &[1, 896, 1]);
 
     let cf = models.get("centerface").unwrap();
     for (w, h) in [(320u32, 256u32), (256, 320)] {
         let fit = Fit::top_left(img.dimensions(), (w, h), (w, h)).unwrap();
-        let out = cf.run(&image_to_tensor(&img, &fit, &cf.spec().input)).unwrap();
+        let out = cf
+            .run(&image_to_tensor(&img, &fit, &cf.spec().input))
+            .unwrap();
         assert_eq!(out[0].shape(), &[1, 1, h as usize / 4, w as usize / 4]);
         assert_eq!(out[3].shape(), &[1, 10, h as usize / 4, w as usize / 4]);
         let peak = out[0].data().iter().copied().fold(0.0f32, f32::max);

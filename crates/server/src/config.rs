@@ -33,6 +33,9 @@ pub struct Config {
     /// When set, every route but the page, its assets and the health probes needs
     /// `Authorization: Bearer <key>` (or `x-api-key: <key>`).
     pub api_key: Option<Secret>,
+    /// Folder with `manifest.toml` and the ONNX models; by default `./models`, else the
+    /// repository's `models/` the binary was built from.
+    pub models_dir: Option<std::path::PathBuf>,
 }
 
 /// A string that never appears in logs or `Debug` output.
@@ -78,6 +81,7 @@ impl Default for Config {
             result_ttl_secs: 600,
             cache_bytes: 256 * 1024 * 1024,
             api_key: None,
+            models_dir: None,
         }
     }
 }
@@ -141,6 +145,18 @@ impl Config {
             return bad("max_parts must be positive");
         }
         Ok(())
+    }
+
+    /// The models folder: `models_dir`, else `./models`, else the source tree's `models/`.
+    pub fn resolved_models_dir(&self) -> std::path::PathBuf {
+        if let Some(dir) = &self.models_dir {
+            return dir.clone();
+        }
+        let local = std::path::PathBuf::from("models");
+        if local.join("manifest.toml").is_file() {
+            return local;
+        }
+        std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models"))
     }
 
     /// The request deadline.

@@ -38,6 +38,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/batch/{*task}", post(batch_route))
         .route("/v1/jobs/{*path}", post(submit_job_route).get(job_route))
         .route("/upload", post(crate::upload::upload))
+        .route("/process", post(process))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             require_api_key,
@@ -196,6 +197,15 @@ async fn submit_job_route(
     request: Request,
 ) -> Response {
     dispatch(state, Kind::Job, name, request).await
+}
+
+/// `POST /process`: the anonymiser service percept replaces took a multipart `image` and
+/// answered with the anonymised JPEG itself.
+async fn process(State(state): State<Arc<AppState>>, mut request: Request) -> Response {
+    request
+        .headers_mut()
+        .insert(header::ACCEPT, HeaderValue::from_static("image/jpeg"));
+    dispatch(state, Kind::Single, "anonymize".to_string(), request).await
 }
 
 async fn dispatch(state: Arc<AppState>, kind: Kind, name: String, request: Request) -> Response {

@@ -19,8 +19,8 @@ pub struct ModelInfo {
     pub version: String,
     /// sha256 of the file, verified at load.
     pub sha256: String,
-    /// Input tensor shape.
-    pub input: Vec<usize>,
+    /// Input tensor shape; -1 marks a dimension chosen per image.
+    pub input: Vec<i64>,
     /// Output labels, for classifiers and segmenters.
     pub labels: Vec<String>,
 }

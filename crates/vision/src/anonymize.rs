@@ -141,7 +141,9 @@ pub fn anonymize(image: &mut RgbImage, faces: &[Face], options: &AnonymizeOption
     for (face, region) in faces.iter().zip(&regions) {
         let size = face.bbox.width.max(face.bbox.height);
         match options.mode {
-            AnonymizeMode::Blur => blur_region(image, region, (0.1 * options.strength * size).max(2.0)),
+            AnonymizeMode::Blur => {
+                blur_region(image, region, (0.1 * options.strength * size).max(2.0))
+            }
             AnonymizeMode::Pixelate => {
                 let blocks = (8.0 / options.strength).round().clamp(2.0, 64.0);
                 pixelate_region(image, region, (size * options.box_scale / blocks).max(2.0));
@@ -167,7 +169,8 @@ fn box_sizes(sigma: f32, n: usize) -> Vec<usize> {
     }
     let wl = wl.max(1);
     let wlf = wl as f32;
-    let m = ((12.0 * sigma * sigma - nf * wlf * wlf - 4.0 * nf * wlf - 3.0 * nf) / (-4.0 * wlf - 4.0))
+    let m = ((12.0 * sigma * sigma - nf * wlf * wlf - 4.0 * nf * wlf - 3.0 * nf)
+        / (-4.0 * wlf - 4.0))
         .round() as i64;
     (0..n as i64)
         .map(|i| if i < m { wl as usize } else { wl as usize + 2 })
@@ -176,7 +179,14 @@ fn box_sizes(sigma: f32, n: usize) -> Vec<usize> {
 
 /// One box-filter pass over `len` samples spaced `stride` apart (3 channels each), edges
 /// clamped; `tmp` is scratch of `len * 3`.
-fn box_pass(buf: &mut [f32], start: usize, stride: usize, len: usize, radius: usize, tmp: &mut [f32]) {
+fn box_pass(
+    buf: &mut [f32],
+    start: usize,
+    stride: usize,
+    len: usize,
+    radius: usize,
+    tmp: &mut [f32],
+) {
     let at = |i: isize| -> usize {
         let i = i.clamp(0, len as isize - 1) as usize;
         start + i * stride
@@ -284,9 +294,9 @@ fn pixelate_region(image: &mut RgbImage, region: &Region, block: f32) {
                         continue;
                     }
                     let px = image.get_pixel_mut(x, y);
-                    for c in 0..3 {
-                        let v = f32::from(px.0[c]) * (1.0 - a) + mean[c] * a;
-                        px.0[c] = v.round().clamp(0.0, 255.0) as u8;
+                    for (channel, m) in px.0.iter_mut().zip(mean) {
+                        let v = f32::from(*channel) * (1.0 - a) + m * a;
+                        *channel = v.round().clamp(0.0, 255.0) as u8;
                     }
                 }
             }
@@ -330,7 +340,12 @@ mod tests {
 
     fn face(x: f32, y: f32, w: f32, h: f32) -> Face {
         Face {
-            bbox: FaceBox { x, y, width: w, height: h },
+            bbox: FaceBox {
+                x,
+                y,
+                width: w,
+                height: h,
+            },
             score: 0.9,
             landmarks: [Point { x: 0.0, y: 0.0 }; 5],
         }
@@ -338,7 +353,11 @@ mod tests {
 
     fn checker(w: u32, h: u32) -> RgbImage {
         RgbImage::from_fn(w, h, |x, y| {
-            if (x / 4 + y / 4) % 2 == 0 { Rgb([250, 240, 230]) } else { Rgb([10, 20, 30]) }
+            if (x / 4 + y / 4) % 2 == 0 {
+                Rgb([250, 240, 230])
+            } else {
+                Rgb([10, 20, 30])
+            }
         })
     }
 
@@ -349,16 +368,26 @@ mod tests {
             assert!(sizes.iter().all(|s| s % 2 == 1));
             // Variance of a cascade of boxes: sum (w² - 1) / 12.
             let var: f32 = sizes.iter().map(|&s| ((s * s) as f32 - 1.0) / 12.0).sum();
-            assert!((var.sqrt() - sigma).abs() / sigma < 0.1, "{sigma}: {sizes:?}");
+            assert!(
+                (var.sqrt() - sigma).abs() / sigma < 0.1,
+                "{sigma}: {sizes:?}"
+            );
         }
     }
 
     #[test]
     fn every_mode_changes_the_face_and_nothing_far_away() {
-        for mode in [AnonymizeMode::Blur, AnonymizeMode::Pixelate, AnonymizeMode::Box] {
+        for mode in [
+            AnonymizeMode::Blur,
+            AnonymizeMode::Pixelate,
+            AnonymizeMode::Box,
+        ] {
             let original = checker(200, 160);
             let mut img = original.clone();
-            let opts = AnonymizeOptions { mode, ..Default::default() };
+            let opts = AnonymizeOptions {
+                mode,
+                ..Default::default()
+            };
             anonymize(&mut img, &[face(60.0, 40.0, 50.0, 60.0)], &opts).expect("anonymize");
             let centre_diff: u32 = (75..95)
                 .flat_map(|x| (60..80).map(move |y| (x, y)))
@@ -367,7 +396,11 @@ mod tests {
                     (0..3).map(|c| a[c].abs_diff(b[c]) as u32).sum::<u32>()
                 })
                 .sum();
-            assert!(centre_diff / 400 > 60, "{mode:?}: mean diff {}", centre_diff / 400);
+            assert!(
+                centre_diff / 400 > 60,
+                "{mode:?}: mean diff {}",
+                centre_diff / 400
+            );
             for (x, y) in [(0, 0), (199, 159), (180, 20), (10, 150)] {
                 assert_eq!(original.get_pixel(x, y), img.get_pixel(x, y), "{mode:?}");
             }
@@ -378,8 +411,16 @@ mod tests {
     fn faces_at_the_border_are_clipped() {
         let mut img = checker(50, 50);
         let faces = [face(-20.0, -20.0, 40.0, 40.0), face(40.0, 40.0, 30.0, 30.0)];
-        for mode in [AnonymizeMode::Blur, AnonymizeMode::Pixelate, AnonymizeMode::Box] {
-            let opts = AnonymizeOptions { mode, draw_boxes: true, ..Default::default() };
+        for mode in [
+            AnonymizeMode::Blur,
+            AnonymizeMode::Pixelate,
+            AnonymizeMode::Box,
+        ] {
+            let opts = AnonymizeOptions {
+                mode,
+                draw_boxes: true,
+                ..Default::default()
+            };
             anonymize(&mut img, &faces, &opts).expect("anonymize");
         }
     }
@@ -388,9 +429,27 @@ mod tests {
     fn bad_options_and_boxes_fail_before_any_change() {
         let original = checker(64, 64);
         let cases = [
-            (AnonymizeOptions { strength: 0.0, ..Default::default() }, face(10.0, 10.0, 20.0, 20.0)),
-            (AnonymizeOptions { strength: f32::NAN, ..Default::default() }, face(10.0, 10.0, 20.0, 20.0)),
-            (AnonymizeOptions { box_scale: 0.5, ..Default::default() }, face(10.0, 10.0, 20.0, 20.0)),
+            (
+                AnonymizeOptions {
+                    strength: 0.0,
+                    ..Default::default()
+                },
+                face(10.0, 10.0, 20.0, 20.0),
+            ),
+            (
+                AnonymizeOptions {
+                    strength: f32::NAN,
+                    ..Default::default()
+                },
+                face(10.0, 10.0, 20.0, 20.0),
+            ),
+            (
+                AnonymizeOptions {
+                    box_scale: 0.5,
+                    ..Default::default()
+                },
+                face(10.0, 10.0, 20.0, 20.0),
+            ),
             (AnonymizeOptions::default(), face(10.0, 10.0, 0.0, 20.0)),
             (AnonymizeOptions::default(), face(f32::NAN, 10.0, 5.0, 20.0)),
         ];
@@ -400,6 +459,9 @@ mod tests {
             assert_eq!(img, original);
         }
         assert!("mosaic".parse::<AnonymizeMode>().is_err());
-        assert_eq!("PIXELATE".parse::<AnonymizeMode>().ok(), Some(AnonymizeMode::Pixelate));
+        assert_eq!(
+            "PIXELATE".parse::<AnonymizeMode>().ok(),
+            Some(AnonymizeMode::Pixelate)
+        );
     }
 }

@@ -95,12 +95,16 @@ impl DetectOptions {
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(VisionError::BadOption(msg));
         if !(0.05..=1.0).contains(&self.min_score) {
-            return bad(format!("min_score must be in [0.05, 1], got {}", self.min_score));
+            return bad(format!(
+                "min_score must be in [0.05, 1], got {}",
+                self.min_score
+            ));
         }
         if !(self.nms_iou > 0.0 && self.nms_iou <= 1.0) {
             return bad(format!("nms_iou must be in (0, 1], got {}", self.nms_iou));
         }
-        if !(128..=2048).contains(&self.max_single_side) || self.max_single_side % 32 != 0 {
+        if !(128..=2048).contains(&self.max_single_side) || !self.max_single_side.is_multiple_of(32)
+        {
             return bad(format!(
                 "max_single_side must be a multiple of 32 in 128..=2048, got {}",
                 self.max_single_side
@@ -115,7 +119,7 @@ impl DetectOptions {
         if self.max_detail_side < self.max_single_side {
             return bad("max_detail_side must be at least max_single_side".into());
         }
-        if !(256..=2048).contains(&self.tile) || self.tile % 32 != 0 {
+        if !(256..=2048).contains(&self.tile) || !self.tile.is_multiple_of(32) {
             return bad(format!(
                 "tile must be a multiple of 32 in 256..=2048, got {}",
                 self.tile
@@ -164,7 +168,10 @@ fn plan_passes(width: u32, height: u32, o: &DetectOptions) -> Vec<Pass> {
         if len <= tile {
             return vec![0];
         }
-        let mut v: Vec<u32> = (0..).map(|i| i * step).take_while(|&s| s + tile < len).collect();
+        let mut v: Vec<u32> = (0..)
+            .map(|i| i * step)
+            .take_while(|&s| s + tile < len)
+            .collect();
         v.push(len - tile);
         v
     };
@@ -238,8 +245,7 @@ impl FaceDetector {
         let src = if (pass.width, pass.height) == image.dimensions() {
             image
         } else {
-            region =
-                imageops::crop_imm(image, pass.x, pass.y, pass.width, pass.height).to_image();
+            region = imageops::crop_imm(image, pass.x, pass.y, pass.width, pass.height).to_image();
             &region
         };
         let m = self.multiple;
@@ -371,7 +377,12 @@ mod tests {
     #[test]
     fn small_and_medium_photos_are_one_pass() {
         let o = DetectOptions::default();
-        let cases = [((256, 205), 2.5), ((640, 480), 1.0), ((1280, 720), 1.0), ((512, 600), 640.0 / 600.0)];
+        let cases = [
+            ((256, 205), 2.5),
+            ((640, 480), 1.0),
+            ((1280, 720), 1.0),
+            ((512, 600), 640.0 / 600.0),
+        ];
         for ((w, h), scale) in cases {
             let p = plan_passes(w, h, &o);
             assert_eq!(p.len(), 1, "{w}x{h}");
@@ -392,7 +403,11 @@ mod tests {
                 assert!(t.width as f32 * t.scale <= o.tile as f32 + 1.0);
             }
             for (x, y) in [(0, 0), (w - 1, h - 1), (w / 2, h / 3)] {
-                assert!(p[1..].iter().any(|t| x >= t.x && x < t.x + t.width && y >= t.y && y < t.y + t.height));
+                assert!(
+                    p[1..]
+                        .iter()
+                        .any(|t| x >= t.x && x < t.x + t.width && y >= t.y && y < t.y + t.height)
+                );
             }
         }
     }
@@ -400,12 +415,30 @@ mod tests {
     #[test]
     fn bad_options_are_rejected() {
         let cases = [
-            DetectOptions { min_score: 0.0, ..Default::default() },
-            DetectOptions { min_score: f32::NAN, ..Default::default() },
-            DetectOptions { nms_iou: 0.0, ..Default::default() },
-            DetectOptions { max_single_side: 100, ..Default::default() },
-            DetectOptions { tile: 1000, ..Default::default() },
-            DetectOptions { min_side: 4096, ..Default::default() },
+            DetectOptions {
+                min_score: 0.0,
+                ..Default::default()
+            },
+            DetectOptions {
+                min_score: f32::NAN,
+                ..Default::default()
+            },
+            DetectOptions {
+                nms_iou: 0.0,
+                ..Default::default()
+            },
+            DetectOptions {
+                max_single_side: 100,
+                ..Default::default()
+            },
+            DetectOptions {
+                tile: 1000,
+                ..Default::default()
+            },
+            DetectOptions {
+                min_side: 4096,
+                ..Default::default()
+            },
         ];
         for o in cases {
             assert!(o.validate().is_err(), "{o:?}");

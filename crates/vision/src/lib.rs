@@ -8,3 +8,5 @@ mod faces;
 pub use anonymize::{AnonymizeMode, AnonymizeOptions, anonymize};
 pub use error::{Result, VisionError};
 pub use faces::{DetectOptions, Face, FaceBox, FaceDetector, Point};
+/// The model runtime, re-exported so callers load models without depending on it directly.
+pub use percept_infer::{self, InferError, Models};

@@ -28,7 +28,12 @@ struct LabelBox {
 
 impl LabelBox {
     fn face_box(self) -> FaceBox {
-        FaceBox { x: self.x, y: self.y, width: self.width, height: self.height }
+        FaceBox {
+            x: self.x,
+            y: self.y,
+            width: self.width,
+            height: self.height,
+        }
     }
 }
 
@@ -50,7 +55,9 @@ fn labels() -> BTreeMap<String, Labelled> {
 }
 
 fn photo(name: &str) -> RgbImage {
-    image::open(root().join("tests/data").join(name)).unwrap().to_rgb8()
+    image::open(root().join("tests/data").join(name))
+        .unwrap()
+        .to_rgb8()
 }
 
 const MATCH_IOU: f32 = 0.3;
@@ -69,13 +76,21 @@ fn finds_every_labelled_face_and_nothing_else() {
             .count();
         let false_pos: Vec<&Face> = faces
             .iter()
-            .filter(|f| label.faces.iter().all(|l| f.bbox.iou(&l.face_box()) < MATCH_IOU))
+            .filter(|f| {
+                label
+                    .faces
+                    .iter()
+                    .all(|l| f.bbox.iou(&l.face_box()) < MATCH_IOU)
+            })
             .collect();
         let best: Vec<String> = label
             .faces
             .iter()
             .map(|l| {
-                let iou = faces.iter().map(|f| f.bbox.iou(&l.face_box())).fold(0.0, f32::max);
+                let iou = faces
+                    .iter()
+                    .map(|f| f.bbox.iou(&l.face_box()))
+                    .fold(0.0, f32::max);
                 format!("{iou:.2}")
             })
             .collect();
@@ -86,7 +101,10 @@ fn finds_every_labelled_face_and_nothing_else() {
             false_pos.len()
         );
         if found != label.faces.len() || !false_pos.is_empty() {
-            failures.push(format!("{name}: {found}/{} found, false positives {false_pos:?}", label.faces.len()));
+            failures.push(format!(
+                "{name}: {found}/{} found, false positives {false_pos:?}",
+                label.faces.len()
+            ));
         }
         for f in &faces {
             assert!(f.score >= 0.5 && f.score <= 1.0, "{name}: {f:?}");
@@ -94,8 +112,14 @@ fn finds_every_labelled_face_and_nothing_else() {
             assert!(f.bbox.y >= 0.0 && f.bbox.y + f.bbox.height <= label.height as f32 + 0.01);
             // The nose lies inside its face box.
             let nose = f.landmarks[2];
-            assert!(nose.x >= f.bbox.x && nose.x <= f.bbox.x + f.bbox.width, "{name}: {f:?}");
-            assert!(nose.y >= f.bbox.y && nose.y <= f.bbox.y + f.bbox.height, "{name}: {f:?}");
+            assert!(
+                nose.x >= f.bbox.x && nose.x <= f.bbox.x + f.bbox.width,
+                "{name}: {f:?}"
+            );
+            assert!(
+                nose.y >= f.bbox.y && nose.y <= f.bbox.y + f.bbox.height,
+                "{name}: {f:?}"
+            );
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
@@ -104,7 +128,10 @@ fn finds_every_labelled_face_and_nothing_else() {
 fn mean_abs_diff(a: &RgbImage, b: &RgbImage, bx: &LabelBox, shrink: f32) -> f32 {
     let (dx, dy) = (bx.width * shrink / 2.0, bx.height * shrink / 2.0);
     let (x0, y0) = ((bx.x + dx) as u32, (bx.y + dy) as u32);
-    let (x1, y1) = ((bx.x + bx.width - dx) as u32, (bx.y + bx.height - dy) as u32);
+    let (x1, y1) = (
+        (bx.x + bx.width - dx) as u32,
+        (bx.y + bx.height - dy) as u32,
+    );
     let (mut sum, mut n) = (0u64, 0u64);
     for y in y0..y1.min(a.height()) {
         for x in x0..x1.min(a.width()) {
@@ -123,16 +150,32 @@ fn anonymised_faces_change_and_background_does_not() {
             continue;
         }
         let original = photo(&name);
-        let faces = detector().detect(&original, &DetectOptions::default()).unwrap();
-        for mode in [AnonymizeMode::Blur, AnonymizeMode::Pixelate, AnonymizeMode::Box] {
-            let opts = AnonymizeOptions { mode, ..Default::default() };
+        let faces = detector()
+            .detect(&original, &DetectOptions::default())
+            .unwrap();
+        for mode in [
+            AnonymizeMode::Blur,
+            AnonymizeMode::Pixelate,
+            AnonymizeMode::Box,
+        ] {
+            let opts = AnonymizeOptions {
+                mode,
+                ..Default::default()
+            };
             let mut img = original.clone();
             anonymize(&mut img, &faces, &opts).unwrap();
             for l in &label.faces {
                 // The middle half of the face (eyes, nose, mouth) must be thoroughly changed.
                 let diff = mean_abs_diff(&original, &img, l, 0.5);
-                let floor = if mode == AnonymizeMode::Box { 40.0 } else { 8.0 };
-                assert!(diff > floor, "{name} {mode:?}: face {l:?} changed by only {diff:.1}");
+                let floor = if mode == AnonymizeMode::Box {
+                    40.0
+                } else {
+                    8.0
+                };
+                assert!(
+                    diff > floor,
+                    "{name} {mode:?}: face {l:?} changed by only {diff:.1}"
+                );
             }
             // Pixels well outside every enlarged face box are untouched.
             for (x, y, p) in img.enumerate_pixels() {
@@ -157,22 +200,33 @@ fn blur_strength_grows_with_the_face() {
     // A big face blurred at default strength must lose its detail, not just soften: the
     // detector no longer finds it.
     let original = photo("person_hopper.jpg");
-    let faces = detector().detect(&original, &DetectOptions::default()).unwrap();
+    let faces = detector()
+        .detect(&original, &DetectOptions::default())
+        .unwrap();
     assert_eq!(faces.len(), 1);
-    let mut img = original.clone();
+    let mut img = original;
     anonymize(&mut img, &faces, &AnonymizeOptions::default()).unwrap();
     let after = detector().detect(&img, &DetectOptions::default()).unwrap();
-    assert!(after.iter().all(|f| f.bbox.iou(&faces[0].bbox) < 0.3), "{after:?}");
+    assert!(
+        after.iter().all(|f| f.bbox.iou(&faces[0].bbox) < 0.3),
+        "{after:?}"
+    );
 }
 
 #[test]
 fn bad_options_are_rejected() {
     let img = photo("group4_small_faces.jpg");
-    let bad = DetectOptions { min_score: 1.5, ..Default::default() };
+    let bad = DetectOptions {
+        min_score: 1.5,
+        ..Default::default()
+    };
     assert!(detector().detect(&img, &bad).is_err());
     let mut copy = img.clone();
     let faces = detector().detect(&img, &DetectOptions::default()).unwrap();
-    let bad = AnonymizeOptions { box_scale: 9.0, ..Default::default() };
+    let bad = AnonymizeOptions {
+        box_scale: 9.0,
+        ..Default::default()
+    };
     assert!(anonymize(&mut copy, &faces, &bad).is_err());
     assert_eq!(copy, img);
 }
@@ -180,7 +234,12 @@ fn bad_options_are_rejected() {
 #[test]
 fn tiny_and_large_images_do_not_fail() {
     let tiny = RgbImage::new(1, 1);
-    assert!(detector().detect(&tiny, &DetectOptions::default()).unwrap().is_empty());
+    assert!(
+        detector()
+            .detect(&tiny, &DetectOptions::default())
+            .unwrap()
+            .is_empty()
+    );
     // A large photo (tiled path): the astronaut repeated on a big canvas is found in every copy.
     let face = photo("person_astronaut.jpg");
     let mut big = RgbImage::new(2600, 1400);
@@ -189,8 +248,16 @@ fn tiny_and_large_images_do_not_fail() {
     }
     let faces = detector().detect(&big, &DetectOptions::default()).unwrap();
     for (i, x) in [0f32, 1000.0, 2088.0].into_iter().enumerate() {
-        let want = FaceBox { x: x + 175.0, y: i as f32 * 400.0 + 68.0, width: 100.0, height: 112.0 };
-        assert!(faces.iter().any(|f| f.bbox.iou(&want) >= MATCH_IOU), "copy {i}: {faces:?}");
+        let want = FaceBox {
+            x: x + 175.0,
+            y: i as f32 * 400.0 + 68.0,
+            width: 100.0,
+            height: 112.0,
+        };
+        assert!(
+            faces.iter().any(|f| f.bbox.iou(&want) >= MATCH_IOU),
+            "copy {i}: {faces:?}"
+        );
     }
     assert_eq!(faces.len(), 3, "{faces:?}");
 }

@@ -126,7 +126,9 @@ impl Task for Anonymize {
                 .map_err(to_api)?;
             // On error `image` is dropped here: a partly anonymised photo never leaves.
             stages
-                .time("anonymize", || anonymize(&mut image, &faces, &anonymize_options))
+                .time("anonymize", || {
+                    anonymize(&mut image, &faces, &anonymize_options)
+                })
                 .map_err(to_api)?;
             let (width, height) = image.dimensions();
             TaskOutput::from_serialize(
@@ -139,5 +141,89 @@ impl Task for Anonymize {
                 Some(image),
             )
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a failure should stop with the value that caused it
+
+    use std::path::Path;
+    use std::sync::OnceLock;
+
+    use percept_core::{DecodeLimits, decode};
+    use percept_vision::Models;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::error::ErrorCode;
+    use crate::task::Stages;
+
+    fn task() -> Anonymize {
+        static DETECTOR: OnceLock<Arc<FaceDetector>> = OnceLock::new();
+        let detector = DETECTOR.get_or_init(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+            let models = Models::load(root.join("models"), &[FaceDetector::MODEL]).unwrap();
+            Arc::new(FaceDetector::new(&models).unwrap())
+        });
+        Anonymize::new(detector.clone())
+    }
+
+    fn options(pairs: &[(&str, Value)]) -> Options {
+        let mut o = Options::new();
+        for (k, v) in pairs {
+            o.insert(k, v.clone());
+        }
+        o
+    }
+
+    #[test]
+    fn bad_options_are_422() {
+        let cases = [
+            ("mode", json!("mosaic")),
+            ("strength", json!(0)),
+            ("strength", json!("strong")),
+            ("min_score", json!(1.5)),
+            ("box_scale", json!(0.5)),
+            ("draw_boxes", json!("yes")),
+            ("colour", json!("red")),
+        ];
+        for (key, value) in cases {
+            let err = task()
+                .prepare(options(&[(key, value.clone())]))
+                .err()
+                .unwrap();
+            assert_eq!(err.code, ErrorCode::BadOption, "{key}={value}");
+        }
+    }
+
+    #[test]
+    fn finds_and_hides_the_astronaut() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let bytes = std::fs::read(root.join("tests/data/person_astronaut.jpg")).unwrap();
+        for mode in ["blur", "pixelate", "box"] {
+            let decoded = decode(&bytes, &DecodeLimits::default()).unwrap();
+            let original = decoded.image.clone();
+            let job = task()
+                .prepare(options(&[
+                    ("mode", json!(mode)),
+                    ("draw_boxes", json!(false)),
+                ]))
+                .unwrap();
+            let mut stages = Stages::default();
+            let out = job(decoded, &mut stages).unwrap();
+            assert_eq!(out.json["count"], json!(1), "{mode}");
+            assert_eq!(out.json["width"], json!(512));
+            let face = &out.json["faces"][0];
+            for key in ["x", "y", "width", "height"] {
+                assert!(face["bbox"][key].is_number(), "{face}");
+            }
+            assert_eq!(face["landmarks"].as_array().unwrap().len(), 5);
+            assert!(face["landmarks"][0]["x"].is_number());
+            assert!(face["score"].as_f64().unwrap() > 0.5);
+            assert_ne!(out.image.unwrap(), original, "{mode}");
+            let names: Vec<&str> = stages.iter().map(|(n, _)| n).collect();
+            assert_eq!(names, ["detect", "anonymize"]);
+        }
     }
 }

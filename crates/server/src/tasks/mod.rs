@@ -1,10 +1,12 @@
 //! The tasks percept offers, as adapters from typed results to the API's JSON.
 
+mod anonymize;
 mod art;
 mod inspect;
 
 use std::sync::Arc;
 
+pub use anonymize::Anonymize;
 pub use art::Art;
 pub use inspect::{Inspect, InspectResult};
 
@@ -18,4 +20,42 @@ pub fn default_registry() -> TaskRegistry {
         registry.register(Arc::new(Art::new(style)));
     }
     registry
+}
+
+/// The models the model tasks need, by manifest name.
+pub const MODEL_NAMES: &[&str] = &["centerface"];
+
+/// The tasks that need models, by route name.
+pub const MODEL_TASKS: &[&str] = &["anonymize"];
+
+/// Every task: the model-free ones plus those built on `models` (loaded with
+/// [`MODEL_NAMES`]).
+pub fn registry_with_models(
+    models: &percept_vision::Models,
+) -> Result<TaskRegistry, percept_vision::VisionError> {
+    let mut registry = default_registry();
+    let detector = Arc::new(percept_vision::FaceDetector::new(models)?);
+    registry.register(Arc::new(Anonymize::new(detector)));
+    Ok(registry)
+}
+
+/// What `/v1/models` lists for each loaded model.
+pub fn model_infos(models: &percept_vision::Models) -> Vec<crate::ModelInfo> {
+    models
+        .iter()
+        .map(|model| {
+            let spec = model.spec();
+            crate::ModelInfo {
+                name: spec.name.clone(),
+                version: spec
+                    .source
+                    .as_ref()
+                    .map(|s| format!("{} {} {}", s.registry, s.package, s.version))
+                    .unwrap_or_default(),
+                sha256: spec.sha256.clone(),
+                input: spec.input.shape.clone(),
+                labels: Vec::new(),
+            }
+        })
+        .collect()
 }
