@@ -147,7 +147,7 @@ pub fn jpeg_claiming(img: &RgbImage, width: u16, height: u16) -> Vec<u8> {
     let mut jpeg = encode_as(img, image::ImageFormat::Jpeg);
     let sof = jpeg
         .windows(2)
-        .position(|w| w[0] == 0xFF && matches!(w[1], 0xC0 | 0xC1 | 0xC2))
+        .position(|w| w[0] == 0xFF && matches!(w[1], 0xC0..=0xC2))
         .expect("a JPEG has a frame header");
     // FFCx, length (2), precision (1), height (2), width (2).
     jpeg[sof + 5..sof + 7].copy_from_slice(&height.to_be_bytes());

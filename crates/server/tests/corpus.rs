@@ -234,7 +234,7 @@ fn input_cases() -> Vec<Case> {
         ),
         case(
             "multipart without boundary",
-            Body::Raw("multipart/form-data", jpeg.clone()),
+            Body::Raw("multipart/form-data", jpeg),
             400,
             "invalid_image",
         ),
