@@ -116,33 +116,60 @@ pub(crate) fn draw(out: &Path, records: &[Record], samples: &[Sample], seconds: 
             .iter()
             .filter_map(|s| s.rss_mib.map(|m| (s.t_s, m)))
             .collect();
-        let rss_max = rss.iter().map(|(_, m)| *m).fold(1.0, f64::max) * 1.1;
-        let mut chart = ChartBuilder::on(&top)
-            .caption("server RSS (MiB)", ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(30)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.0..x_max, 0.0..rss_max)?;
-        chart.configure_mesh().y_desc("MiB").draw()?;
-        chart.draw_series(LineSeries::new(rss, RGBColor(44, 160, 44).stroke_width(2)))?;
+        line_panel(
+            &top,
+            "server RSS (MiB)",
+            "MiB",
+            &rss,
+            1.0,
+            x_max,
+            RGBColor(44, 160, 44),
+        )?;
         let cpu: Vec<(f64, f64)> = samples
             .iter()
             .filter_map(|s| s.cpu_percent.map(|c| (s.t_s, c)))
             .collect();
-        let cpu_max = cpu.iter().map(|(_, c)| *c).fold(100.0, f64::max) * 1.1;
-        let mut chart = ChartBuilder::on(&bottom)
-            .caption("server CPU (% of one core)", ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.0..x_max, 0.0..cpu_max)?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds")
-            .y_desc("%")
-            .draw()?;
-        chart.draw_series(LineSeries::new(cpu, RGBColor(214, 39, 40).stroke_width(2)))?;
+        let colour = RGBColor(214, 39, 40);
+        line_panel(
+            &bottom,
+            "server CPU (% of one core)",
+            "%",
+            &cpu,
+            100.0,
+            x_max,
+            colour,
+        )?;
         root.present()?;
     }
+    Ok(())
+}
+
+/// One time series on `area`, its y axis from 0 to 110 % of the larger of its maximum and
+/// `y_floor`.
+fn line_panel(
+    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    caption: &str,
+    unit: &str,
+    points: &[(f64, f64)],
+    y_floor: f64,
+    x_max: f64,
+    colour: RGBColor,
+) -> Result<()> {
+    let y_max = points.iter().map(|(_, v)| *v).fold(y_floor, f64::max) * 1.1;
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds")
+        .y_desc(unit)
+        .draw()?;
+    chart.draw_series(LineSeries::new(
+        points.iter().copied(),
+        colour.stroke_width(2),
+    ))?;
     Ok(())
 }
