@@ -71,9 +71,19 @@ impl RotatedRect {
     }
 }
 
-/// Bilinear sample at continuous pixel coordinates (pixel centres at `i + 0.5`); outside the
-/// image counts as black, MediaPipe's zero border.
-fn sample(img: &RgbImage, x: f32, y: f32) -> [f32; 3] {
+/// What a crop sees outside the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Border {
+    /// Black: MediaPipe's `BORDER_ZERO`, which its detectors use so padding looks like padding.
+    #[default]
+    Zero,
+    /// The nearest edge pixel: MediaPipe's default (`BORDER_REPLICATE`), which its landmark
+    /// models were trained with, so a ROI reaching past the frame does not see a black wall.
+    Replicate,
+}
+
+/// Bilinear sample at continuous pixel coordinates (pixel centres at `i + 0.5`).
+fn sample(img: &RgbImage, x: f32, y: f32, border: Border) -> [f32; 3] {
     let (w, h) = (img.width() as i64, img.height() as i64);
     let fx = x - 0.5;
     let fy = y - 0.5;
@@ -85,10 +95,19 @@ fn sample(img: &RgbImage, x: f32, y: f32) -> [f32; 3] {
     let mut acc = [0.0f32; 3];
     for (dy, wy) in [(0, 1.0 - ty), (1, ty)] {
         for (dx, wx) in [(0, 1.0 - tx), (1, tx)] {
-            let (px, py) = (x0 + dx, y0 + dy);
+            let (mut px, mut py) = (x0 + dx, y0 + dy);
             let weight = wx * wy;
-            if weight == 0.0 || px < 0 || py < 0 || px >= w || py >= h {
+            if weight == 0.0 {
                 continue;
+            }
+            if px < 0 || py < 0 || px >= w || py >= h {
+                match border {
+                    Border::Zero => continue,
+                    Border::Replicate => {
+                        px = px.clamp(0, w - 1);
+                        py = py.clamp(0, h - 1);
+                    }
+                }
             }
             let p = img.get_pixel(px as u32, py as u32).0;
             for c in 0..3 {
@@ -99,15 +118,32 @@ fn sample(img: &RgbImage, x: f32, y: f32) -> [f32; 3] {
     acc
 }
 
-/// Crops `rect` out of `img` into an `out_w` × `out_h` image (bilinear), and returns the map
-/// from crop pixels back to image pixels.
+/// Crops `rect` out of `img` into an `out_w` × `out_h` image (bilinear, black outside the image),
+/// and returns the map from crop pixels back to image pixels.
 pub fn crop_rotated(
     img: &RgbImage,
     rect: &RotatedRect,
     out_w: u32,
     out_h: u32,
 ) -> Result<(RgbImage, Affine)> {
-    if out_w == 0 || out_h == 0 || !(rect.width > 0.0 && rect.height > 0.0) {
+    crop_rotated_with(img, rect, out_w, out_h, Border::Zero)
+}
+
+/// As [`crop_rotated`], with a choice of what lies outside the image.
+pub fn crop_rotated_with(
+    img: &RgbImage,
+    rect: &RotatedRect,
+    out_w: u32,
+    out_h: u32,
+    border: Border,
+) -> Result<(RgbImage, Affine)> {
+    if out_w == 0
+        || out_h == 0
+        || img.width() == 0
+        || img.height() == 0
+        || !(rect.width > 0.0 && rect.height > 0.0)
+        || !(rect.cx.is_finite() && rect.cy.is_finite() && rect.rotation.is_finite())
+    {
         return Err(InferError::Shape(format!(
             "cannot crop {rect:?} into {out_w}×{out_h}"
         )));
@@ -116,7 +152,7 @@ pub fn crop_rotated(
     let mut out = RgbImage::new(out_w, out_h);
     for (u, v, px) in out.enumerate_pixels_mut() {
         let (x, y) = map.apply(u as f32 + 0.5, v as f32 + 0.5);
-        let s = sample(img, x, y);
+        let s = sample(img, x, y, border);
         *px = Rgb(s.map(|c| c.round().clamp(0.0, 255.0) as u8));
     }
     Ok((out, map))

@@ -90,7 +90,8 @@ pub fn ssd_anchors(o: &SsdOptions) -> Result<Vec<Anchor>> {
     Ok(anchors)
 }
 
-fn sigmoid(x: f32) -> f32 {
+/// The logistic function, for score and visibility logits.
+pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 

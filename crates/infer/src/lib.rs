@@ -14,8 +14,8 @@ mod preprocess;
 mod tensor;
 mod tract;
 
-pub use affine::{Affine, RotatedRect, crop_rotated};
-pub use anchors::{Anchor, decode_ssd, ssd_anchors};
+pub use affine::{Affine, Border, RotatedRect, crop_rotated, crop_rotated_with};
+pub use anchors::{Anchor, decode_ssd, sigmoid, ssd_anchors};
 pub use engine::{Engine, EngineKind, Session};
 pub use error::{InferError, Result};
 pub use manifest::{Manifest, ModelSpec};

@@ -4,18 +4,10 @@
 
 mod common;
 
-use std::sync::OnceLock;
-
 use common::*;
-use percept_server::TaskRegistry;
 
-fn registry() -> TaskRegistry {
-    static MODELS: OnceLock<percept_vision::Models> = OnceLock::new();
-    let models = MODELS.get_or_init(|| {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models");
-        percept_vision::Models::load(dir, percept_server::tasks::MODEL_NAMES).unwrap()
-    });
-    percept_server::tasks::registry_with_models(models).unwrap()
+fn registry() -> percept_server::TaskRegistry {
+    model_registry()
 }
 
 #[derive(Clone, Copy, Debug)]

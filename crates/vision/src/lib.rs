@@ -1,12 +1,30 @@
-//! percept's model pipelines. Today: faces — CenterFace detection with a resolution chosen from
-//! the photo (tiling large ones) and anonymisation (blur, pixelate, box) that fails closed.
+//! percept's model pipelines: faces (CenterFace detection with a resolution chosen from the
+//! photo, tiling large ones; anonymisation that fails closed) and holistic tracking (MediaPipe
+//! Holistic's graph: pose, hands, face mesh).
 
 mod anonymize;
+mod draw;
 mod error;
+mod face_mesh;
 mod faces;
+mod hands;
+mod holistic;
+mod landmarks;
+mod pose;
+mod runners;
+pub mod topology;
 
 pub use anonymize::{AnonymizeMode, AnonymizeOptions, anonymize};
+pub use draw::Canvas;
 pub use error::{Result, VisionError};
+pub use face_mesh::{FaceMesh, FaceMesher};
 pub use faces::{DetectOptions, Face, FaceBox, FaceDetector, Point};
+pub use hands::{HAND_LANDMARK_NAMES, Hand, HandTracker, Side};
+pub use holistic::{
+    Holistic, HolisticOptions, HolisticResult, PartInfo, Parts, PersonBox, PersonLandmarks,
+    draw_holistic,
+};
+pub use landmarks::{Landmark, Roi};
 /// The model runtime, re-exported so callers load models without depending on it directly.
 pub use percept_infer::{self, InferError, Models};
+pub use pose::{CropMask, POSE_LANDMARK_NAMES, PersonDetection, Pose, PoseEstimator};

@@ -1,8 +1,10 @@
 use std::sync::Arc;
 
 use percept_vision::{
-    AnonymizeMode, AnonymizeOptions, DetectOptions, Face, FaceDetector, VisionError, anonymize,
+    AnonymizeMode, AnonymizeOptions, DetectOptions, Face, FaceDetector, anonymize,
 };
+
+use super::vision_error;
 use serde::Serialize;
 
 use crate::task::{OptionDoc, PreparedJob, Task, TaskOutput};
@@ -70,13 +72,6 @@ const OPTIONS: &[OptionDoc] = &[
     },
 ];
 
-fn to_api(error: VisionError) -> ApiError {
-    match error {
-        VisionError::BadOption(message) => ApiError::bad_option(message),
-        other => ApiError::internal(other),
-    }
-}
-
 impl Task for Anonymize {
     fn name(&self) -> &str {
         "anonymize"
@@ -93,7 +88,7 @@ impl Task for Anonymize {
     fn prepare(&self, mut options: Options) -> Result<PreparedJob, ApiError> {
         let defaults = AnonymizeOptions::default();
         let mode = match options.take_choice("mode", &["blur", "pixelate", "box"])? {
-            Some(choice) => choice.parse::<AnonymizeMode>().map_err(to_api)?,
+            Some(choice) => choice.parse::<AnonymizeMode>().map_err(vision_error)?,
             None => defaults.mode,
         };
         let anonymize_options = AnonymizeOptions {
@@ -115,21 +110,21 @@ impl Task for Anonymize {
         };
         let known: Vec<&str> = OPTIONS.iter().map(|o| o.name).collect();
         options.finish(&known)?;
-        anonymize_options.validate().map_err(to_api)?;
-        detect_options.validate().map_err(to_api)?;
+        anonymize_options.validate().map_err(vision_error)?;
+        detect_options.validate().map_err(vision_error)?;
 
         let detector = self.detector.clone();
         Ok(Box::new(move |decoded, stages| {
             let mut image = decoded.image;
             let faces = stages
                 .time("detect", || detector.detect(&image, &detect_options))
-                .map_err(to_api)?;
+                .map_err(vision_error)?;
             // On error `image` is dropped here: a partly anonymised photo never leaves.
             stages
                 .time("anonymize", || {
                     anonymize(&mut image, &faces, &anonymize_options)
                 })
-                .map_err(to_api)?;
+                .map_err(vision_error)?;
             let (width, height) = image.dimensions();
             TaskOutput::from_serialize(
                 &AnonymizeResult {

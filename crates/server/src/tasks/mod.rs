@@ -2,15 +2,26 @@
 
 mod anonymize;
 mod art;
+mod holistic;
 mod inspect;
 
 use std::sync::Arc;
 
 pub use anonymize::Anonymize;
 pub use art::Art;
+pub use holistic::Holistic;
 pub use inspect::{Inspect, InspectResult};
 
-use crate::TaskRegistry;
+use crate::{ApiError, TaskRegistry};
+
+/// A pipeline error as the API reports it: a bad option is the client's (422), anything else
+/// is ours (500).
+fn vision_error(error: percept_vision::VisionError) -> ApiError {
+    match error {
+        percept_vision::VisionError::BadOption(message) => ApiError::bad_option(message),
+        other => ApiError::internal(other),
+    }
+}
 
 /// Every task that needs no model.
 pub fn default_registry() -> TaskRegistry {
@@ -23,10 +34,18 @@ pub fn default_registry() -> TaskRegistry {
 }
 
 /// The models the model tasks need, by manifest name.
-pub const MODEL_NAMES: &[&str] = &["centerface"];
+pub const MODEL_NAMES: &[&str] = &[
+    percept_vision::FaceDetector::MODEL,
+    percept_vision::Holistic::MODELS[0],
+    percept_vision::Holistic::MODELS[1],
+    percept_vision::Holistic::MODELS[2],
+    percept_vision::Holistic::MODELS[3],
+    percept_vision::Holistic::MODELS[4],
+    percept_vision::Holistic::MODELS[5],
+];
 
 /// The tasks that need models, by route name.
-pub const MODEL_TASKS: &[&str] = &["anonymize"];
+pub const MODEL_TASKS: &[&str] = &["anonymize", "holistic"];
 
 /// Every task: the model-free ones plus those built on `models` (loaded with
 /// [`MODEL_NAMES`]).
@@ -36,6 +55,8 @@ pub fn registry_with_models(
     let mut registry = default_registry();
     let detector = Arc::new(percept_vision::FaceDetector::new(models)?);
     registry.register(Arc::new(Anonymize::new(detector)));
+    let holistic = Arc::new(percept_vision::Holistic::new(models)?);
+    registry.register(Arc::new(Holistic::new(holistic)));
     Ok(registry)
 }
 

@@ -103,3 +103,13 @@ pub fn error_code(body: &serde_json::Value) -> &str {
         .as_str()
         .unwrap_or_else(|| panic!("no error code in {body}"))
 }
+
+/// Every task, with the models loaded once per test binary.
+pub fn model_registry() -> TaskRegistry {
+    static MODELS: std::sync::OnceLock<percept_vision::Models> = std::sync::OnceLock::new();
+    let models = MODELS.get_or_init(|| {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models");
+        percept_vision::Models::load(dir, percept_server::tasks::MODEL_NAMES).unwrap()
+    });
+    percept_server::tasks::registry_with_models(models).unwrap()
+}

@@ -1,0 +1,102 @@
+use std::sync::Arc;
+
+use percept_vision::{Holistic as Pipeline, HolisticOptions, draw_holistic};
+
+use super::vision_error;
+
+use crate::task::{OptionDoc, PreparedJob, Task, TaskOutput};
+use crate::{ApiError, Options};
+
+/// `holistic`: 33 pose + 2 × 21 hand + 468 face-mesh landmarks of the most prominent person
+/// (MediaPipe Holistic's graph), drawn on the photo.
+#[derive(Clone)]
+pub struct Holistic {
+    pipeline: Arc<Pipeline>,
+}
+
+impl std::fmt::Debug for Holistic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Holistic")
+    }
+}
+
+impl Holistic {
+    /// The task on a shared pipeline (built once at start from the loaded models).
+    pub fn new(pipeline: Arc<Pipeline>) -> Self {
+        Self { pipeline }
+    }
+}
+
+const OPTIONS: &[OptionDoc] = &[
+    OptionDoc {
+        name: "min_score",
+        kind: "number",
+        default: "0.5",
+        description: "Minimum person-detector confidence, [0.05, 1].",
+    },
+    OptionDoc {
+        name: "hands",
+        kind: "boolean",
+        default: "true",
+        description: "Track both hands (2 × 21 landmarks).",
+    },
+    OptionDoc {
+        name: "face",
+        kind: "boolean",
+        default: "true",
+        description: "Run the face mesh (468 landmarks).",
+    },
+    OptionDoc {
+        name: "draw",
+        kind: "boolean",
+        default: "true",
+        description: "Return the photo with the landmarks drawn (false: JSON only).",
+    },
+];
+
+impl Task for Holistic {
+    fn name(&self) -> &str {
+        "holistic"
+    }
+
+    fn summary(&self) -> &str {
+        "Holistic tracking: 33 pose, 2 × 21 hand and 468 face-mesh landmarks, drawn on the photo"
+    }
+
+    fn options(&self) -> &[OptionDoc] {
+        OPTIONS
+    }
+
+    fn prepare(&self, mut options: Options) -> Result<PreparedJob, ApiError> {
+        let defaults = HolisticOptions::default();
+        let holistic_options = HolisticOptions {
+            min_detection_score: options
+                .take_f64("min_score", 0.05..=1.0)?
+                .map_or(defaults.min_detection_score, |v| v as f32),
+            hands: options.take_bool("hands")?.unwrap_or(defaults.hands),
+            face: options.take_bool("face")?.unwrap_or(defaults.face),
+        };
+        let draw = options.take_bool("draw")?.unwrap_or(true);
+        let known: Vec<&str> = OPTIONS.iter().map(|o| o.name).collect();
+        options.finish(&known)?;
+        holistic_options.validate().map_err(vision_error)?;
+
+        let pipeline = self.pipeline.clone();
+        Ok(Box::new(move |decoded, stages| {
+            let image = decoded.image;
+            let result = stages
+                .time("landmarks", || pipeline.run(&image, &holistic_options))
+                .map_err(vision_error)?;
+            let drawn = if draw {
+                Some(
+                    stages
+                        .time("draw", || draw_holistic(&image, &result))
+                        .map_err(vision_error)?,
+                )
+            } else {
+                None
+            };
+            TaskOutput::from_serialize(&result, drawn)
+        }))
+    }
+}

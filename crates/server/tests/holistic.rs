@@ -1,0 +1,149 @@
+//! Holistic tracking over HTTP on real photos: 543 landmarks where everything is visible, the
+//! skeleton on the person, an annotated image that differs from the photo, and a photo without
+//! a person answered with empty parts, not an error.
+#![allow(clippy::unwrap_used)] // in tests a failed unwrap is a failed test
+
+mod common;
+
+use base64::Engine as _;
+use common::*;
+
+fn decode_png(body: &serde_json::Value) -> image::RgbImage {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(body["image"].as_str().unwrap())
+        .unwrap();
+    image::load_from_memory(&bytes).unwrap().to_rgb8()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn landmarks_lie_on_the_person_and_are_drawn() {
+    let server = TestServer::with_tasks(config(), model_registry()).await;
+    let client = client();
+    let people: serde_json::Value = serde_json::from_slice(&data("people.json")).unwrap();
+    // group5_stairs: the followed person's left hand is visible, so all four parts come back.
+    let (status, body) = send(
+        client
+            .post(server.url("/v1/holistic"))
+            .multipart(multipart(data("group5_stairs.jpg"), "image")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["pose"].as_array().unwrap().len(), 33);
+    assert_eq!(body["face"].as_array().unwrap().len(), 468);
+    assert_eq!(body["left_hand"].as_array().unwrap().len(), 21);
+    let count = body["landmark_count"].as_u64().unwrap();
+    assert!(count >= 33 + 468 + 21, "{count}");
+    assert_eq!(body["parts"]["pose"]["present"], true);
+
+    // The followed person's visible pose points lie inside one labelled person box.
+    let boxes = people["group5_stairs.jpg"]["people"].as_array().unwrap();
+    let visible: Vec<(f64, f64)> = body["pose"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            p["visibility"].as_f64().unwrap() > 0.5 && p["presence"].as_f64().unwrap() > 0.5
+        })
+        .map(|p| (p["x"].as_f64().unwrap(), p["y"].as_f64().unwrap()))
+        .collect();
+    assert!(visible.len() >= 15, "{}", visible.len());
+    let holds = boxes.iter().any(|b| {
+        let (x, y, w, h) = (
+            b["x"].as_f64().unwrap() - 20.0,
+            b["y"].as_f64().unwrap() - 20.0,
+            b["width"].as_f64().unwrap() + 40.0,
+            b["height"].as_f64().unwrap() + 40.0,
+        );
+        visible
+            .iter()
+            .all(|&(px, py)| px >= x && px <= x + w && py >= y && py <= y + h)
+    });
+    assert!(
+        holds,
+        "visible pose points are not inside any labelled person"
+    );
+
+    // The drawing changed pixels along the skeleton and left far-away pixels alone.
+    let original = image::load_from_memory(&data("group5_stairs.jpg"))
+        .unwrap()
+        .to_rgb8();
+    let drawn = decode_png(&body);
+    assert_eq!(drawn.dimensions(), original.dimensions());
+    let changed = drawn
+        .pixels()
+        .zip(original.pixels())
+        .filter(|(a, b)| a.0.iter().zip(b.0).any(|(x, y)| x.abs_diff(y) > 40))
+        .count();
+    let total = (original.width() * original.height()) as usize;
+    assert!(
+        changed > total / 500 && changed < total / 5,
+        "{changed} of {total} pixels changed"
+    );
+    let nose = &body["pose"][0];
+    let (nx, ny) = (
+        nose["x"].as_f64().unwrap() as u32,
+        nose["y"].as_f64().unwrap() as u32,
+    );
+    assert!(nx < original.width() && ny < original.height());
+
+    // JSON only, without the drawing.
+    let (status, body) = send(
+        client
+            .post(server.url("/v1/holistic?draw=false&face=false&hands=false"))
+            .multipart(multipart(data("person_astronaut.jpg"), "image")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.get("image").is_none() || body["image"].is_null(),
+        "{body}"
+    );
+    assert_eq!(body["pose"].as_array().unwrap().len(), 33);
+    assert!(body["face"].as_array().unwrap().is_empty());
+    assert_eq!(body["landmark_count"], 33);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_person_is_an_empty_answer_and_bad_options_are_422() {
+    let server = TestServer::with_tasks(config(), model_registry()).await;
+    let client = client();
+    let (status, body) = send(
+        client
+            .post(server.url("/v1/holistic"))
+            .multipart(multipart(data("none_chelsea.png"), "image")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["landmark_count"], 0);
+    for part in ["pose", "face", "left_hand", "right_hand"] {
+        assert!(body[part].as_array().unwrap().is_empty(), "{part}");
+        assert_eq!(body["parts"][part]["present"], false);
+    }
+    for query in ["min_score=0", "hands=maybe", "colour=red"] {
+        let (status, body) = send(
+            client
+                .post(server.url(&format!("/v1/holistic?{query}")))
+                .multipart(multipart(data("person_astronaut.jpg"), "image")),
+        )
+        .await;
+        assert_eq!(status, 422, "{query}: {body}");
+        assert_eq!(error_code(&body), "bad_option");
+    }
+    // The form route answers with a page holding the annotated image.
+    let form = reqwest::multipart::Form::new()
+        .text("task", "holistic")
+        .part(
+            "image",
+            reqwest::multipart::Part::bytes(data("person_hopper.jpg")).file_name("p.jpg"),
+        );
+    let response = client
+        .post(server.url("/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("data:image/"), "no image in the page");
+    assert!(page.contains("holistic"));
+}

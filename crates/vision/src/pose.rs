@@ -1,0 +1,288 @@
+//! BlazePose: the person detector on the whole photo, then 33 landmarks (refined from the
+//! model's heatmaps) and a person mask on the rotated crop the detector's alignment points give.
+
+use image::RgbImage;
+use percept_infer::manifest::RoiSpec;
+use percept_infer::{Affine, BBox, Models, RotatedRect, sigmoid};
+
+use crate::landmarks::{roi_from_points, rule};
+use crate::runners::{CropLandmarks, LandmarkModel, SsdDetector, output};
+use crate::{Landmark, Result, VisionError};
+
+/// The 33 BlazePose landmarks, in model order (left/right are the person's own).
+pub const POSE_LANDMARK_NAMES: [&str; 33] = [
+    "nose",
+    "left_eye_inner",
+    "left_eye",
+    "left_eye_outer",
+    "right_eye_inner",
+    "right_eye",
+    "right_eye_outer",
+    "left_ear",
+    "right_ear",
+    "mouth_left",
+    "mouth_right",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_pinky",
+    "right_pinky",
+    "left_index",
+    "right_index",
+    "left_thumb",
+    "right_thumb",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+    "left_heel",
+    "right_heel",
+    "left_foot_index",
+    "right_foot_index",
+];
+
+/// A person found by the pose detector: box and the two alignment points, image pixels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonDetection {
+    /// The detector's box (roughly the upper body or face, not the whole person).
+    pub bbox: BBox,
+    /// Detector confidence.
+    pub score: f32,
+    /// Mid-hip centre, full-body size/rotation point, mid-shoulder centre, upper-body point.
+    pub keypoints: Vec<(f32, f32)>,
+}
+
+/// The pose landmark model's answer for one ROI.
+#[derive(Debug, Clone)]
+pub struct Pose {
+    /// The 33 landmarks with visibility and presence.
+    pub landmarks: Vec<Landmark>,
+    /// The model's person-presence probability.
+    pub score: f32,
+    /// The crop it was run on.
+    pub roi: RotatedRect,
+    /// The person mask over the crop (probabilities), when asked for.
+    pub mask: Option<CropMask>,
+}
+
+/// A probability map over a rotated crop, with the map back to the photo.
+#[derive(Debug, Clone)]
+pub struct CropMask {
+    /// Crop width.
+    pub width: u32,
+    /// Crop height.
+    pub height: u32,
+    /// Row-major probabilities in [0, 1].
+    pub data: Vec<f32>,
+    /// Crop pixels → image pixels.
+    pub to_image: Affine,
+}
+
+impl CropMask {
+    /// The probability at image pixel (`x`, `y`) (its centre), bilinear; 0 outside the crop.
+    pub fn sample(&self, inverse: &Affine, x: f32, y: f32) -> f32 {
+        let (u, v) = inverse.apply(x, y);
+        let (fx, fy) = (u - 0.5, v - 0.5);
+        let (x0, y0) = (fx.floor(), fy.floor());
+        let (tx, ty) = (fx - x0, fy - y0);
+        let (w, h) = (self.width as i64, self.height as i64);
+        let (x0, y0) = (x0 as i64, y0 as i64);
+        if x0 < -1 || y0 < -1 || x0 >= w || y0 >= h {
+            return 0.0;
+        }
+        let at = |x: i64, y: i64| -> f32 {
+            if x < 0 || y < 0 || x >= w || y >= h {
+                0.0
+            } else {
+                self.data[(y * w + x) as usize]
+            }
+        };
+        let top = at(x0, y0) * (1.0 - tx) + at(x0 + 1, y0) * tx;
+        let bottom = at(x0, y0 + 1) * (1.0 - tx) + at(x0 + 1, y0 + 1) * tx;
+        top * (1.0 - ty) + bottom * ty
+    }
+}
+
+/// The pose detector and landmark model, with the rule joining them.
+#[derive(Debug, Clone)]
+pub struct PoseEstimator {
+    detector: SsdDetector,
+    landmarks: LandmarkModel,
+    roi_rule: RoiSpec,
+    mask_output: usize,
+    heatmap_output: Option<usize>,
+}
+
+impl PoseEstimator {
+    /// The models it needs loaded.
+    pub const MODELS: [&'static str; 2] = ["pose_detection", "pose_landmark_full"];
+
+    /// Builds it on loaded models.
+    pub fn new(models: &Models) -> Result<Self> {
+        let detector = SsdDetector::new(models, Self::MODELS[0])?;
+        let landmarks = LandmarkModel::new(models, Self::MODELS[1])?;
+        let roi_rule = rule(models, "pose_detection_to_pose_landmark")?;
+        let seg = landmarks
+            .spec()
+            .segmentation_output
+            .clone()
+            .ok_or_else(|| {
+                VisionError::Output("pose_landmark_full has no segmentation output".into())
+            })?;
+        let mask_output = landmarks.output_index(&seg)?;
+        let heatmap_output = match landmarks.spec().heatmap_output.clone() {
+            Some(name) => Some(landmarks.output_index(&name)?),
+            None => None,
+        };
+        Ok(Self {
+            detector,
+            landmarks,
+            roi_rule,
+            mask_output,
+            heatmap_output,
+        })
+    }
+
+    /// People in the whole photo, best first. The photo is letterboxed into the detector's
+    /// square input by a plain bilinear warp with a black border, as MediaPipe's
+    /// `pose_detection_cpu` does: the detector's scores, and so which person a single-person
+    /// pipeline follows, then match MediaPipe's.
+    pub fn detect(&self, image: &RgbImage, min_score: f32) -> Result<Vec<PersonDetection>> {
+        let (w, h) = image.dimensions();
+        if w == 0 || h == 0 {
+            return Ok(Vec::new());
+        }
+        let side = w.max(h) as f32;
+        let whole = RotatedRect {
+            cx: w as f32 / 2.0,
+            cy: h as f32 / 2.0,
+            width: side,
+            height: side,
+            rotation: 0.0,
+        };
+        let dets = self.detector.detect_in(image, &whole, min_score)?;
+        Ok(dets
+            .into_iter()
+            .map(|d| PersonDetection {
+                bbox: d.bbox,
+                score: d.score,
+                keypoints: d.keypoints,
+            })
+            .collect())
+    }
+
+    /// The landmark ROI for a detection.
+    pub fn roi(&self, person: &PersonDetection) -> Option<RotatedRect> {
+        roi_from_points(&person.keypoints, &self.roi_rule)
+    }
+
+    /// 33 landmarks in `roi`; `None` when the model says no person is there.
+    pub fn landmarks(
+        &self,
+        image: &RgbImage,
+        roi: &RotatedRect,
+        with_mask: bool,
+    ) -> Result<Option<Pose>> {
+        let mut lm = self.landmarks.run(image, roi)?;
+        let score = lm.flag.unwrap_or(1.0);
+        if !self.landmarks.present(&lm) {
+            return Ok(None);
+        }
+        if let Some(index) = self.heatmap_output {
+            let spec = self.landmarks.spec();
+            refine_from_heatmap(
+                &mut lm,
+                index,
+                spec.num_landmarks,
+                spec.heatmap_refine_kernel_size.unwrap_or(7),
+                spec.heatmap_refine_min_confidence.unwrap_or(0.5),
+            )?;
+        }
+        let (w, h) = image.dimensions();
+        let mut landmarks = lm.to_landmarks(roi, w, h, true);
+        landmarks.truncate(POSE_LANDMARK_NAMES.len());
+        if landmarks.len() != POSE_LANDMARK_NAMES.len() {
+            return Err(VisionError::Output(format!(
+                "pose model gave {} landmarks",
+                landmarks.len()
+            )));
+        }
+        let mask = if with_mask {
+            let (mw, mh) = lm.size;
+            let logits = output(&lm.outputs, self.mask_output, (mw * mh) as usize)?;
+            Some(CropMask {
+                width: mw,
+                height: mh,
+                data: logits[..(mw * mh) as usize]
+                    .iter()
+                    .map(|&l| sigmoid(l))
+                    .collect(),
+                to_image: lm.to_image,
+            })
+        } else {
+            None
+        };
+        Ok(Some(Pose {
+            landmarks,
+            score,
+            roi: *roi,
+            mask,
+        }))
+    }
+}
+
+/// RefineLandmarksFromHeatmapCalculator: where a landmark's heatmap is confident near the
+/// regressed point, move the point to the heatmap's local centre of mass.
+fn refine_from_heatmap(
+    lm: &mut CropLandmarks,
+    index: usize,
+    channels: usize,
+    kernel: usize,
+    min_confidence: f32,
+) -> Result<()> {
+    let shape = lm
+        .outputs
+        .get(index)
+        .map(|t| t.shape().to_vec())
+        .unwrap_or_default();
+    let (hh, hw) = match shape.as_slice() {
+        &[1, h, w, c] if c == channels => (h, w),
+        other => {
+            return Err(VisionError::Output(format!(
+                "heatmap has shape {other:?}, expected [1, h, w, {channels}]"
+            )));
+        }
+    };
+    let heat = output(&lm.outputs, index, hh * hw * channels)?.to_vec();
+    let (cw, ch) = (lm.size.0 as f32, lm.size.1 as f32);
+    let offset = (kernel.saturating_sub(1) / 2) as i64;
+    for (i, p) in lm.points.iter_mut().enumerate() {
+        let col = (p[0] / cw * hw as f32) as i64;
+        let row = (p[1] / ch * hh as f32) as i64;
+        if col < 0 || row < 0 || col >= hw as i64 || row >= hh as i64 {
+            continue;
+        }
+        let (c0, c1) = ((col - offset).max(0), (col + offset + 1).min(hw as i64));
+        let (r0, r1) = ((row - offset).max(0), (row + offset + 1).min(hh as i64));
+        let (mut sum, mut max, mut wc, mut wr) = (0.0f32, 0.0f32, 0.0f32, 0.0f32);
+        for r in r0..r1 {
+            for c in c0..c1 {
+                let conf = sigmoid(heat[(r as usize * hw + c as usize) * channels + i]);
+                sum += conf;
+                max = max.max(conf);
+                wc += c as f32 * conf;
+                wr += r as f32 * conf;
+            }
+        }
+        if max >= min_confidence && sum > 0.0 {
+            p[0] = wc / hw as f32 / sum * cw;
+            p[1] = wr / hh as f32 / sum * ch;
+        }
+    }
+    Ok(())
+}
