@@ -10,6 +10,7 @@ mod faces;
 mod hands;
 mod holistic;
 mod landmarks;
+pub mod parse;
 mod pose;
 mod runners;
 pub mod topology;
@@ -25,6 +26,7 @@ pub use holistic::{
     draw_holistic,
 };
 pub use landmarks::{Landmark, Roi};
+pub use parse::{ParseOptions, ParseResult, Parsed, Parser};
 /// The model runtime, re-exported so callers load models without depending on it directly.
 pub use percept_infer::{self, InferError, Models};
 pub use pose::{CropMask, POSE_LANDMARK_NAMES, PersonDetection, Pose, PoseEstimator};

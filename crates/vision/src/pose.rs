@@ -165,8 +165,20 @@ impl PoseEstimator {
             height: side,
             rotation: 0.0,
         };
-        let dets = self.detector.detect_in(image, &whole, min_score)?;
-        Ok(dets
+        self.detect_in(image, &whole, min_score)
+    }
+
+    /// People inside a square region of the photo (a crop around a face, for people the
+    /// whole-photo pass misses), best first, in image pixels.
+    pub fn detect_in(
+        &self,
+        image: &RgbImage,
+        region: &RotatedRect,
+        min_score: f32,
+    ) -> Result<Vec<PersonDetection>> {
+        Ok(self
+            .detector
+            .detect_in(image, region, min_score)?
             .into_iter()
             .map(|d| PersonDetection {
                 bbox: d.bbox,

@@ -4,6 +4,7 @@ mod anonymize;
 mod art;
 mod holistic;
 mod inspect;
+mod parse;
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ pub use anonymize::Anonymize;
 pub use art::Art;
 pub use holistic::Holistic;
 pub use inspect::{Inspect, InspectResult};
+pub use parse::Parse;
 
 use crate::{ApiError, TaskRegistry};
 
@@ -45,7 +47,7 @@ pub const MODEL_NAMES: &[&str] = &[
 ];
 
 /// The tasks that need models, by route name.
-pub const MODEL_TASKS: &[&str] = &["anonymize", "holistic"];
+pub const MODEL_TASKS: &[&str] = &["anonymize", "holistic", "parse"];
 
 /// Every task: the model-free ones plus those built on `models` (loaded with
 /// [`MODEL_NAMES`]).
@@ -57,6 +59,8 @@ pub fn registry_with_models(
     registry.register(Arc::new(Anonymize::new(detector)));
     let holistic = Arc::new(percept_vision::Holistic::new(models)?);
     registry.register(Arc::new(Holistic::new(holistic)));
+    let parser = Arc::new(percept_vision::Parser::new(models)?);
+    registry.register(Arc::new(Parse::new(parser)));
     Ok(registry)
 }
 

@@ -1,0 +1,130 @@
+use std::sync::Arc;
+
+use base64::Engine as _;
+use percept_vision::parse::overlay;
+use percept_vision::{ParseOptions, Parser};
+use serde_json::Value;
+
+use super::vision_error;
+use crate::task::{OptionDoc, PreparedJob, Task, TaskOutput};
+use crate::{ApiError, Options};
+
+/// `parse`: multi-person human parsing (pose-guided), LIP's labels per pixel.
+#[derive(Clone)]
+pub struct Parse {
+    parser: Arc<Parser>,
+}
+
+impl std::fmt::Debug for Parse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Parse")
+    }
+}
+
+impl Parse {
+    /// The task on a shared parser (built once at start from the loaded models).
+    pub fn new(parser: Arc<Parser>) -> Self {
+        Self { parser }
+    }
+}
+
+const OPTIONS: &[OptionDoc] = &[
+    OptionDoc {
+        name: "max_persons",
+        kind: "integer",
+        default: "10",
+        description: "At most this many people are parsed, 1..=20.",
+    },
+    OptionDoc {
+        name: "min_score",
+        kind: "number",
+        default: "0.5",
+        description: "Minimum person/face detection confidence, [0.05, 1].",
+    },
+    OptionDoc {
+        name: "alpha",
+        kind: "number",
+        default: "0.6",
+        description: "Opacity of the label colours over the photo in `image`, [0, 1].",
+    },
+    OptionDoc {
+        name: "mask",
+        kind: "boolean",
+        default: "true",
+        description: "Include `mask`: the label-index PNG (one label value per pixel), base64.",
+    },
+];
+
+impl Task for Parse {
+    fn name(&self) -> &str {
+        "parse"
+    }
+
+    fn summary(&self) -> &str {
+        "Human parsing: per-person body-part and clothing labels (LIP), overlay and label mask"
+    }
+
+    fn options(&self) -> &[OptionDoc] {
+        OPTIONS
+    }
+
+    fn prepare(&self, mut options: Options) -> Result<PreparedJob, ApiError> {
+        let defaults = ParseOptions::default();
+        let parse_options = ParseOptions {
+            max_persons: match options.take_f64("max_persons", 1.0..=20.0)? {
+                Some(v) if v.fract() != 0.0 => {
+                    return Err(ApiError::bad_option(format!(
+                        "max_persons must be a whole number, got {v}"
+                    )));
+                }
+                Some(v) => v as usize,
+                None => defaults.max_persons,
+            },
+            min_score: options
+                .take_f64("min_score", 0.05..=1.0)?
+                .map_or(defaults.min_score, |v| v as f32),
+            ..defaults
+        };
+        let alpha = options
+            .take_f64("alpha", 0.0..=1.0)?
+            .map_or(0.6, |v| v as f32);
+        let with_mask = options.take_bool("mask")?.unwrap_or(true);
+        let known: Vec<&str> = OPTIONS.iter().map(|o| o.name).collect();
+        options.finish(&known)?;
+        parse_options.validate().map_err(vision_error)?;
+
+        let parser = self.parser.clone();
+        Ok(Box::new(move |decoded, stages| {
+            let image = decoded.image;
+            let parsed = stages
+                .time("parse", || parser.parse(&image, &parse_options))
+                .map_err(vision_error)?;
+            let drawn = stages.time("overlay", || overlay(&image, &parsed.labels, alpha));
+            let mut out = TaskOutput::from_serialize(&parsed.result, Some(drawn))?;
+            out.json.insert(
+                "person_count".into(),
+                Value::from(parsed.result.persons.len()),
+            );
+            if with_mask {
+                let mask = stages.time("mask", || encode_labels(&parsed.labels))?;
+                out.json.insert("mask".into(), Value::String(mask));
+            }
+            Ok(out)
+        }))
+    }
+}
+
+/// The label map as a greyscale PNG (one channel, so not through `percept_core::encode`,
+/// which writes RGB results) (pixel value = label index), base64.
+fn encode_labels(labels: &image::GrayImage) -> Result<String, ApiError> {
+    let mut png = Vec::new();
+    image::ImageEncoder::write_image(
+        image::codecs::png::PngEncoder::new(&mut png),
+        labels.as_raw(),
+        labels.width(),
+        labels.height(),
+        image::ExtendedColorType::L8,
+    )
+    .map_err(ApiError::internal)?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(png))
+}

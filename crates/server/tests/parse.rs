@@ -1,0 +1,166 @@
+//! Human parsing over HTTP on real photos: people counted, each label where a person would
+//! look for it (face inside the detected face, hair around it, clothes below it, the person's
+//! own left and right), a label mask that decodes, and no person answered with 0 persons.
+#![allow(clippy::unwrap_used)] // in tests a failed unwrap is a failed test
+
+mod common;
+
+use base64::Engine as _;
+use common::*;
+use serde_json::Value;
+
+fn b64_image(body: &Value, key: &str) -> image::DynamicImage {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(body[key].as_str().unwrap())
+        .unwrap();
+    image::load_from_memory(&bytes).unwrap()
+}
+
+fn centre(b: &Value) -> (f64, f64) {
+    (
+        b["x"].as_f64().unwrap() + b["width"].as_f64().unwrap() / 2.0,
+        b["y"].as_f64().unwrap() + b["height"].as_f64().unwrap() / 2.0,
+    )
+}
+
+fn segment<'a>(body: &'a Value, person: u64, label: &str) -> Option<&'a Value> {
+    body["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["person"] == person && s["label"] == label)
+}
+
+async fn parse(server: &TestServer, name: &str) -> Value {
+    let (status, body) = send(
+        client()
+            .post(server.url("/v1/parse"))
+            .multipart(multipart(data(name), "image")),
+    )
+    .await;
+    assert_eq!(status, 200, "{name}: {body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_lie_where_a_person_would_look_for_them() {
+    let server = TestServer::with_tasks(config(), model_registry()).await;
+    let faces: Value = serde_json::from_slice(&data("faces.json")).unwrap();
+    let out_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("parse");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    for name in [
+        "person_astronaut.jpg",
+        "person_hopper.jpg",
+        "person_hands_drink.jpg",
+    ] {
+        let body = parse(&server, name).await;
+        b64_image(&body, "image")
+            .save(out_dir.join(name.replace(".jpg", "_parse.png")))
+            .unwrap();
+        assert_eq!(body["person_count"], 1, "{name}");
+        assert_eq!(body["persons"].as_array().unwrap().len(), 1);
+        let face_truth = &faces[name]["faces"][0];
+        let (fx, fy) = centre(face_truth);
+        let (fw, fh) = (
+            face_truth["width"].as_f64().unwrap(),
+            face_truth["height"].as_f64().unwrap(),
+        );
+        // Face pixels: inside the labelled face (with a margin for the box's looseness).
+        let face = segment(&body, 0, "face").unwrap_or_else(|| panic!("{name}: no face"));
+        let (cx, cy) = centre(&face["bbox"]);
+        assert!(
+            (cx - fx).abs() < 0.3 * fw && (cy - fy).abs() < 0.3 * fh,
+            "{name}: face at {cx},{cy}"
+        );
+        assert!(
+            face["pixel_count"].as_u64().unwrap() as f64 > 0.3 * fw * fh,
+            "{name}"
+        );
+        let conf = face["confidence"].as_f64().unwrap();
+        assert!(conf > 0.5 && conf <= 1.0, "{name}: {conf}");
+        // Hair: above or around the face, never below the chin.
+        if let Some(hair) = segment(&body, 0, "hair") {
+            let top = hair["bbox"]["y"].as_f64().unwrap();
+            let (_, hy) = centre(&hair["bbox"]);
+            assert!(top < fy - 0.3 * fh, "{name}: hair starts at {top}");
+            assert!(hy < fy + 0.5 * fh, "{name}: hair centred at {hy}");
+        }
+        // Clothes: the top is below the face.
+        let top = segment(&body, 0, "upper_clothes")
+            .unwrap_or_else(|| panic!("{name}: no upper_clothes"));
+        let (_, uy) = centre(&top["bbox"]);
+        assert!(
+            uy > fy + 0.5 * fh,
+            "{name}: upper_clothes centred at {uy}, face at {fy}"
+        );
+        // The mask decodes to the photo's size and holds the labels the segments list.
+        let mask = b64_image(&body, "mask").to_luma8();
+        let photo = image::load_from_memory(&data(name)).unwrap();
+        assert_eq!(mask.dimensions(), (photo.width(), photo.height()));
+        let face_px = mask.pixels().filter(|p| p.0[0] == 13).count() as u64;
+        assert_eq!(face_px, face["pixel_count"].as_u64().unwrap(), "{name}");
+        assert_eq!(body["palette"][13]["label"], "face");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legs_are_the_persons_own_and_groups_are_counted() {
+    let server = TestServer::with_tasks(config(), model_registry()).await;
+    // She faces the camera: her left leg is on the image's right.
+    let body = parse(&server, "person_hands_drink.jpg").await;
+    if let (Some(left), Some(right)) = (
+        segment(&body, 0, "left_leg"),
+        segment(&body, 0, "right_leg"),
+    ) {
+        assert!(centre(&left["bbox"]).0 > centre(&right["bbox"]).0, "{body}");
+    }
+    let people: Value = serde_json::from_slice(&data("people.json")).unwrap();
+    for name in [
+        "group3_costumes.jpg",
+        "group4_hands.jpg",
+        "group5_stairs.jpg",
+    ] {
+        let body = parse(&server, name).await;
+        let expected = people[name]["count"].as_u64().unwrap();
+        let found = body["person_count"].as_u64().unwrap();
+        eprintln!("{name}: {found} of {expected} people");
+        // Known gap (see MODELS.md): seated and overlapping people are sometimes missed; at
+        // least all but one must be found, and never more than are there.
+        assert!(
+            found + 1 >= expected && found <= expected,
+            "{name}: {found} of {expected}"
+        );
+        // Every person has a face segment: nobody is a stray limb or a chair.
+        for p in body["persons"].as_array().unwrap() {
+            let i = p["index"].as_u64().unwrap();
+            assert!(
+                segment(&body, i, "face").is_some() || segment(&body, i, "hair").is_some(),
+                "{name}: person {i} has no head"
+            );
+        }
+    }
+    let body = parse(&server, "none_chelsea.png").await;
+    assert_eq!(body["person_count"], 0);
+    assert!(body["segments"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_options_are_422() {
+    let server = TestServer::with_tasks(config(), model_registry()).await;
+    for query in [
+        "max_persons=0",
+        "max_persons=2.5",
+        "alpha=2",
+        "mask=perhaps",
+        "labels=lip",
+    ] {
+        let (status, body) = send(
+            client()
+                .post(server.url(&format!("/v1/parse?{query}")))
+                .multipart(multipart(data("person_astronaut.jpg"), "image")),
+        )
+        .await;
+        assert_eq!(status, 422, "{query}: {body}");
+        assert_eq!(error_code(&body), "bad_option");
+    }
+}

@@ -1,0 +1,64 @@
+//! Distances to skeleton segments and polygon tests for the pose-guided parser.
+
+/// Distance from `p` to the segment `a`–`b`, and the position along it (0 at `a`, 1 at `b`,
+/// outside [0, 1] beyond the ends).
+pub(crate) fn segment_distance(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> (f32, f32) {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    let len2 = dx * dx + dy * dy;
+    let t = if len2 > 0.0 {
+        ((p.0 - a.0) * dx + (p.1 - a.1) * dy) / len2
+    } else {
+        0.0
+    };
+    let tc = t.clamp(0.0, 1.0);
+    let (cx, cy) = (a.0 + tc * dx, a.1 + tc * dy);
+    ((p.0 - cx).hypot(p.1 - cy), t)
+}
+
+/// Even-odd point-in-polygon test.
+pub(crate) fn inside_polygon(p: (f32, f32), poly: &[(f32, f32)]) -> bool {
+    let mut inside = false;
+    let n = poly.len();
+    if n < 3 {
+        return false;
+    }
+    let mut j = n - 1;
+    for i in 0..n {
+        let (xi, yi) = poly[i];
+        let (xj, yj) = poly[j];
+        if (yi > p.1) != (yj > p.1) && p.0 < (xj - xi) * (p.1 - yi) / (yj - yi) + xi {
+            inside = !inside;
+        }
+        j = i;
+    }
+    inside
+}
+
+/// Distance from `p` to a polygon: 0 inside, else to the nearest edge.
+pub(crate) fn polygon_distance(p: (f32, f32), poly: &[(f32, f32)]) -> f32 {
+    if inside_polygon(p, poly) {
+        return 0.0;
+    }
+    let n = poly.len();
+    (0..n)
+        .map(|i| segment_distance(p, poly[i], poly[(i + 1) % n]).0)
+        .fold(f32::INFINITY, f32::min)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_and_polygons() {
+        let (d, t) = segment_distance((5.0, 3.0), (0.0, 0.0), (10.0, 0.0));
+        assert!((d - 3.0).abs() < 1e-6 && (t - 0.5).abs() < 1e-6);
+        let (d, t) = segment_distance((-4.0, 3.0), (0.0, 0.0), (10.0, 0.0));
+        assert!((d - 5.0).abs() < 1e-6 && t < 0.0);
+        let square = [(0.0, 0.0), (10.0, 0.0), (10.0, 10.0), (0.0, 10.0)];
+        assert!(inside_polygon((5.0, 5.0), &square));
+        assert!(!inside_polygon((15.0, 5.0), &square));
+        assert_eq!(polygon_distance((5.0, 5.0), &square), 0.0);
+        assert!((polygon_distance((13.0, 5.0), &square) - 3.0).abs() < 1e-6);
+    }
+}
