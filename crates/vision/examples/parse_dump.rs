@@ -22,6 +22,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let ms = start.elapsed().as_secs_f64() * 1000.0;
         let r = &parsed.result;
         println!("{photo}: {} persons in {ms:.1} ms", r.persons.len());
+        for p in &r.persons {
+            println!(
+                "  PERSON {} {:?} score {:.2} seed {}",
+                p.index, p.bbox, p.score, p.seed
+            );
+        }
         for s in &r.segments {
             println!(
                 "  person {} {:14} {:6} px conf {:.2}",

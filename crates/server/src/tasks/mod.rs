@@ -44,6 +44,7 @@ pub const MODEL_NAMES: &[&str] = &[
     percept_vision::Holistic::MODELS[3],
     percept_vision::Holistic::MODELS[4],
     percept_vision::Holistic::MODELS[5],
+    percept_vision::Parser::MODELS[6],
 ];
 
 /// The tasks that need models, by route name.

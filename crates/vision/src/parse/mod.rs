@@ -11,10 +11,10 @@ use percept_infer::{Affine, Models, RotatedRect};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::runners::SsdDetector;
 use crate::topology::FACE_OVAL;
 use crate::{
-    CropMask, DetectOptions, FaceDetector, Holistic, HolisticOptions, Landmark, PersonLandmarks,
-    Pose, Result, VisionError,
+    CropMask, Holistic, HolisticOptions, Landmark, PersonLandmarks, Pose, Result, VisionError,
 };
 use colour::{LabImage, SkinModel};
 use geometry::{inside_polygon, polygon_distance, segment_distance};
@@ -144,7 +144,9 @@ pub struct Parsed {
 #[derive(Debug, Clone)]
 pub struct Parser {
     holistic: Holistic,
-    faces: FaceDetector,
+    /// BlazeFace full-range on the whole photo: people seeds only need faces of ≥ ~12 px, and
+    /// at 192² it costs a twentieth of CenterFace's high-recall pass.
+    faces: SsdDetector,
 }
 
 /// Someone found, before labelling.
@@ -162,14 +164,14 @@ impl Parser {
         Holistic::MODELS[3],
         Holistic::MODELS[4],
         Holistic::MODELS[5],
-        FaceDetector::MODEL,
+        "face_detection_full_range",
     ];
 
     /// Builds it on loaded models.
     pub fn new(models: &Models) -> Result<Self> {
         Ok(Self {
             holistic: Holistic::new(models)?,
-            faces: FaceDetector::new(models)?,
+            faces: SsdDetector::new(models, Self::MODELS[6])?,
         })
     }
 
@@ -190,7 +192,9 @@ impl Parser {
         } else {
             image
         };
+        let t0 = std::time::Instant::now();
         let candidates = self.find_people(work, options)?;
+        let t1 = t0.elapsed();
         let people: Vec<PersonLandmarks> = candidates
             .par_iter()
             .map(|c| {
@@ -205,7 +209,10 @@ impl Parser {
             })
             .collect::<Result<_>>()?;
         let seeds: Vec<&'static str> = candidates.iter().map(|c| c.seed).collect();
+        let t2 = t0.elapsed();
         let (labels, evidence, owner) = label_people(work, &people);
+        let t3 = t0.elapsed();
+        tracing::debug!(?t1, ?t2, ?t3, "parse stages (find, complete, label)");
         let labels = if work.dimensions() == (w, h) {
             labels
         } else {
@@ -241,15 +248,22 @@ impl Parser {
                 });
             }
         }
-        let faces = self.faces.detect(
-            image,
-            &DetectOptions {
-                min_score: options.min_score.max(0.5),
-                ..DetectOptions::default()
-            },
-        )?;
-        for face in faces {
-            let b = face.bbox;
+        let (w, h) = image.dimensions();
+        let side = w.max(h) as f32;
+        let whole = RotatedRect {
+            cx: w as f32 / 2.0,
+            cy: h as f32 / 2.0,
+            width: side,
+            height: side,
+            rotation: 0.0,
+        };
+        let faces: Vec<percept_infer::BBox> = self
+            .faces
+            .detect_in(image, &whole, options.min_score.max(0.5))?
+            .into_iter()
+            .map(|d| d.bbox)
+            .collect();
+        for b in &faces {
             let size = b.width.max(b.height);
             let centre = (b.x + b.width / 2.0, b.y + b.height / 2.0);
             let explained = found.iter().any(|c| {
@@ -259,41 +273,105 @@ impl Parser {
             if explained || size < 12.0 {
                 continue;
             }
-            // A person stands below their face: a square of ~7 face heights around the body.
-            let region = RotatedRect {
-                cx: centre.0,
-                cy: centre.1 + 2.5 * size,
-                width: 7.0 * size,
-                height: 7.0 * size,
-                rotation: 0.0,
-            };
-            for det in pose.detect_in(image, &region, options.min_score)? {
-                let Some(roi) = pose.roi(&det) else { continue };
-                let Some(p) = pose.landmarks(image, &roi, true)? else {
-                    continue;
+            // A person stands or sits below their face: squares of ~7 face heights around
+            // the body, then a tighter one for people cut by the frame or by their neighbours.
+            // The face already says someone is there, so the detector's bar is lower.
+            'regions: for (side, below) in [(7.0, 2.5), (4.5, 1.5), (10.0, 3.5)] {
+                let region = RotatedRect {
+                    cx: centre.0,
+                    cy: centre.1 + below * size,
+                    width: side * size,
+                    height: side * size,
+                    rotation: 0.0,
                 };
-                let nose = p.landmarks[0];
-                if (nose.x - centre.0).hypot(nose.y - centre.1) < 0.8 * size {
-                    found.push(Candidate {
-                        pose: p,
-                        seed: "face",
-                    });
-                    break;
+                let rois: Vec<RotatedRect> = pose
+                    .detect_in(image, &region, 0.5 * options.min_score)?
+                    .iter()
+                    .filter_map(|det| pose.roi(det))
+                    .collect();
+                for roi in rois {
+                    let Some(p) = pose.landmarks(image, &roi, true)? else {
+                        continue;
+                    };
+                    let nose = p.landmarks[0];
+                    if (nose.x - centre.0).hypot(nose.y - centre.1) < 0.8 * size {
+                        found.push(Candidate {
+                            pose: p,
+                            seed: "face",
+                        });
+                        break 'regions;
+                    }
+                }
+                if side > 9.0 {
+                    // Last resort when the detector sees nobody around the face (a crowd
+                    // hides the body's outline): the landmark model on the ROI a standing
+                    // person with this face would have (hips ~3 face heights below it).
+                    let roi = RotatedRect {
+                        cx: centre.0,
+                        cy: centre.1 + 3.0 * size,
+                        width: 9.0 * size,
+                        height: 9.0 * size,
+                        rotation: 0.0,
+                    };
+                    if let Some(p) = pose.landmarks(image, &roi, true)? {
+                        let nose = p.landmarks[0];
+                        if (nose.x - centre.0).hypot(nose.y - centre.1) < 0.8 * size {
+                            found.push(Candidate {
+                                pose: p,
+                                seed: "face",
+                            });
+                        }
+                    }
                 }
             }
         }
-        // The same person found twice (two detections, or a face crop) keeps the surer pose.
+        // The same person found twice (two detections, or a face crop) keeps the surer pose;
+        // a face belongs to one person; a pose whose nose sits next to someone else's face
+        // but on none is a ghost stitched from two people.
         found.sort_by(|a, b| b.pose.score.total_cmp(&a.pose.score));
+        let face_of = |c: &Candidate, reach: f32| -> Option<usize> {
+            let n = c.pose.landmarks[0];
+            faces
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    let size = f.width.max(f.height);
+                    let (cx, cy) = (
+                        f.x + f.width / 2.0,
+                        f.y + f.height / 2.0,
+                    );
+                    (i, (n.x - cx).hypot(n.y - cy) / size)
+                })
+                .filter(|&(_, d)| d < reach)
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(i, _)| i)
+        };
         let mut kept: Vec<Candidate> = Vec::new();
+        let mut claimed: Vec<usize> = Vec::new();
         for c in found {
             let n = c.pose.landmarks[0];
             let dup = kept.iter().any(|k| {
                 let m = k.pose.landmarks[0];
                 (n.x - m.x).hypot(n.y - m.y) < 0.5 * head_size(&k.pose.landmarks)
             });
-            if !dup && kept.len() < options.max_persons {
-                kept.push(c);
+            let own = face_of(&c, 0.8);
+            let taken = match own {
+                Some(f) => claimed.contains(&f),
+                None => face_of(&c, 1.5).is_some_and(|f| claimed.contains(&f)),
+            };
+            // CenterFace finds faces the pose calls clearly visible: a visible nose with no
+            // face under it belongs to a pose stitched from several people's parts.
+            let ghost = own.is_none()
+                && !faces.is_empty()
+                && n.visibility.unwrap_or(0.0) > 0.8
+                && n.presence.unwrap_or(0.0) > 0.8;
+            if dup || taken || ghost || kept.len() >= options.max_persons {
+                continue;
             }
+            if let Some(f) = own {
+                claimed.push(f);
+            }
+            kept.push(c);
         }
         Ok(kept)
     }
@@ -592,6 +670,7 @@ fn label_people(image: &RgbImage, people: &[PersonLandmarks]) -> (GrayImage, Vec
     let mut owner = vec![0u8; n];
     let mut best = vec![f32::INFINITY; n];
     let mut prob = vec![0.0f32; n];
+    let mut nearest_part: Vec<(Option<Part>, f32)> = vec![(None, 0.0); n];
     for (k, body) in bodies.iter().enumerate() {
         let Some(body) = body else { continue };
         let (x0, y0, x1, y1) = body.bounds;
@@ -602,12 +681,13 @@ fn label_people(image: &RgbImage, people: &[PersonLandmarks]) -> (GrayImage, Vec
                 if m <= 0.5 {
                     continue;
                 }
-                let (d, _, _) = nearest(body, c);
+                let (d, part, t) = nearest(body, c);
                 let i = (y * w + x) as usize;
                 if d <= REACH && d < best[i] {
                     best[i] = d;
                     owner[i] = (k + 1) as u8;
                     prob[i] = m;
+                    nearest_part[i] = (part, t);
                 }
             }
         }
@@ -626,7 +706,8 @@ fn label_people(image: &RgbImage, people: &[PersonLandmarks]) -> (GrayImage, Vec
                 }
                 let c = (x as f32 + 0.5, y as f32 + 0.5);
                 let skin = body.skin.likelihood(lab.at(x, y));
-                let (label, fit) = label_pixel(body, c, skin);
+                let (part, t) = nearest_part[i];
+                let (label, fit) = label_pixel(body, c, skin, part, t);
                 labels.put_pixel(x, y, Luma([label]));
                 evidence[i] = prob[i] * fit;
                 if label == id::BACKGROUND {
@@ -639,7 +720,7 @@ fn label_people(image: &RgbImage, people: &[PersonLandmarks]) -> (GrayImage, Vec
 }
 
 /// The label of one pixel of a person and how well it fits (0.5 = a coin toss, 1 = clear).
-fn label_pixel(body: &Body, p: (f32, f32), skin: f32) -> (u8, f32) {
+fn label_pixel(body: &Body, p: (f32, f32), skin: f32, part: Option<Part>, t: f32) -> (u8, f32) {
     let is_skin = skin > 0.5;
     let fit = if is_skin { skin } else { 1.0 - skin };
     if let Some(face) = &body.face
@@ -647,7 +728,6 @@ fn label_pixel(body: &Body, p: (f32, f32), skin: f32) -> (u8, f32) {
     {
         return (id::FACE, 1.0);
     }
-    let (_, part, t) = nearest(body, p);
     // Hair: above the chin, out to the sides and well above the face (long hair below the chin
     // is left to the torso's rule and usually ends up as clothes: a known limit).
     let (dx, dy) = (p.0 - body.head_centre.0, p.1 - body.head_centre.1);
