@@ -81,10 +81,13 @@ function post(url, file, onUpload) {
   });
 }
 
-function showLegend(card, palette) {
+// The legend lists only the labels this photo has (all of them when the answer has no segments).
+function showLegend(card, palette, segments) {
   const legend = $('.legend', card);
   if (!palette) return;
+  const present = segments ? new Set(segments.map((s) => s.label)) : null;
   for (const entry of palette) {
+    if (entry.index === 0 || (present && !present.has(entry.label))) continue;
     const span = document.createElement('span');
     span.textContent = entry.label;
     span.style.setProperty('--swatch', `rgb(${entry.color.join(',')})`);
@@ -116,7 +119,9 @@ async function process(file) {
     }
     const body = response.body;
     const json = { ...body };
-    if (json.image) json.image = `<${json.image.length} base64 characters>`;
+    for (const key of ['image', 'mask']) {
+      if (typeof json[key] === 'string') json[key] = `<${json[key].length} base64 characters>`;
+    }
     $('.json pre', card).textContent = JSON.stringify(json, null, 2);
     $('.json', card).hidden = false;
     const timing = ['x-queue-time', 'x-compute-time', 'x-total-time']
@@ -151,7 +156,7 @@ async function process(file) {
       $('.download', card).hidden = true;
       $('.toggle', card).hidden = true;
     }
-    showLegend(card, body.palette);
+    showLegend(card, body.palette, body.segments);
     card.dataset.state = 'done';
   } catch (error) {
     status.textContent = error.message;

@@ -169,6 +169,37 @@ test('anonymize hides the faces of a real group photo', async () => {
   await page.context().close();
 });
 
+test('holistic draws the landmarks of a real photo', async () => {
+  const { page, problems } = await openPage();
+  const card = await upload(page, 'holistic', photo);
+  assert.equal(await card.getAttribute('data-state'), 'done', await card.locator('.status').textContent());
+  const json = JSON.parse(await card.locator('.json pre').textContent());
+  assert.equal(json.pose.length, 33);
+  assert.equal(json.face.length, 468);
+  const fraction = await changedFraction(card);
+  assert.ok(fraction > 0.002 && fraction < 0.3, `changed fraction ${fraction}`);
+  await card.screenshot({ path: path.join(shots, 'holistic.png') });
+  assert.deepEqual(problems, []);
+  await page.context().close();
+});
+
+test('parse colours every person and shows a legend of the labels found', async () => {
+  const { page, problems } = await openPage();
+  const card = await upload(page, 'parse', photo);
+  assert.equal(await card.getAttribute('data-state'), 'done', await card.locator('.status').textContent());
+  const json = JSON.parse(await card.locator('.json pre').textContent());
+  assert.equal(json.person_count, 3);
+  assert.match(json.mask, /base64 characters/);
+  const legend = await card.locator('.legend span').allTextContents();
+  assert.ok(legend.includes('face') && legend.includes('upper_clothes'), legend.join(','));
+  assert.ok(!legend.includes('background'));
+  const fraction = await changedFraction(card);
+  assert.ok(fraction > 0.1, `changed fraction ${fraction}`);
+  await card.screenshot({ path: path.join(shots, 'parse.png') });
+  assert.deepEqual(problems, []);
+  await page.context().close();
+});
+
 test('inspect shows its JSON', async () => {
   const { page } = await openPage();
   const card = await upload(page, 'inspect', photo);
