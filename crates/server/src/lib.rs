@@ -5,6 +5,7 @@
 //! validated, and run as [`Task`]s on a bounded [`WorkPool`] of blocking threads, so overload
 //! answers `429 queue_full` at once instead of queueing without bound.
 
+mod compat;
 mod config;
 mod error;
 mod extract;

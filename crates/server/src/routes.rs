@@ -39,6 +39,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/jobs/{*path}", post(submit_job_route).get(job_route))
         .route("/upload", post(crate::upload::upload))
         .route("/process", post(process))
+        .route("/api/parse", post(crate::compat::api_parse))
+        .route("/predict", post(crate::compat::predict))
+        .route("/api/results/{name}", get(crate::compat::result_image))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             require_api_key,
@@ -206,6 +209,15 @@ async fn process(State(state): State<Arc<AppState>>, mut request: Request) -> Re
         .headers_mut()
         .insert(header::ACCEPT, HeaderValue::from_static("image/jpeg"));
     dispatch(state, Kind::Single, "anonymize".to_string(), request).await
+}
+
+/// One image through the task called `name`, as `POST /v1/{name}` would (compatibility routes).
+pub(crate) async fn dispatch_single(
+    state: Arc<AppState>,
+    name: &str,
+    request: Request,
+) -> Response {
+    dispatch(state, Kind::Single, name.to_string(), request).await
 }
 
 async fn dispatch(state: Arc<AppState>, kind: Kind, name: String, request: Request) -> Response {

@@ -38,6 +38,7 @@ pub struct AppState {
     pub(crate) pool: WorkPool,
     pub(crate) metrics: Metrics,
     pub(crate) jobs: Arc<JobStore>,
+    pub(crate) images: crate::compat::ImageStore,
     ready: AtomicBool,
     shutting_down: AtomicBool,
 }
@@ -66,7 +67,14 @@ impl AppState {
             std::time::Duration::from_secs(config.result_ttl_secs),
             usize::try_from(config.cache_bytes).unwrap_or(usize::MAX),
         ));
+        // Compatibility-route images (coloured masks) share the result TTL; a quarter of the
+        // result budget bounds them.
+        let images = crate::compat::ImageStore::new(
+            std::time::Duration::from_secs(config.result_ttl_secs),
+            usize::try_from(config.cache_bytes / 4).unwrap_or(usize::MAX),
+        );
         Arc::new(Self {
+            images,
             ready: AtomicBool::new(models.is_empty()),
             config: Arc::new(config),
             tasks,

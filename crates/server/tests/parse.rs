@@ -164,3 +164,55 @@ async fn bad_options_are_422() {
         assert_eq!(error_code(&body), "bad_option");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compatibility_routes_answer_like_the_old_service() {
+    let server = TestServer::with_tasks(config(), model_registry()).await;
+    let image = base64::engine::general_purpose::STANDARD.encode(data("group3_costumes.jpg"));
+    let (status, body) = send(
+        client()
+            .post(server.url("/api/parse"))
+            .json(&serde_json::json!({ "image": image })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["code"], 0);
+    assert_eq!(body["message"], "success");
+    assert_eq!(body["data"]["person_count"], 3);
+    let segments = body["data"]["segments"].as_array().unwrap();
+    assert!(segments.iter().any(|s| s["label"] == "face"));
+    for s in segments {
+        assert!(s["confidence"].is_number() && s["pixel_count"].as_u64().unwrap() > 0);
+    }
+    // The coloured mask is served from memory by URL, in the palette's colours.
+    let url = body["data"]["colored_mask_url"].as_str().unwrap();
+    let response = client().get(server.url(url)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "image/png");
+    let mask = image::load_from_memory(&response.bytes().await.unwrap())
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(mask.dimensions(), (1024, 683));
+    let face_colour = [192u8, 0, 128];
+    assert!(mask.pixels().any(|p| p.0 == face_colour));
+    let (status, body) = send(client().get(server.url("/api/results/unknown.png"))).await;
+    assert_eq!(status, 404, "{body}");
+    // /predict is /v1/parse.
+    let (status, body) = send(
+        client()
+            .post(server.url("/predict"))
+            .multipart(multipart(data("person_astronaut.jpg"), "image")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["person_count"], 1);
+    // Bad input keeps the standard error body.
+    let (status, body) = send(
+        client()
+            .post(server.url("/api/parse"))
+            .json(&serde_json::json!({ "image": "bm90IGFuIGltYWdl" })),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(error_code(&body), "invalid_image");
+}

@@ -336,10 +336,7 @@ impl Parser {
                 .enumerate()
                 .map(|(i, f)| {
                     let size = f.width.max(f.height);
-                    let (cx, cy) = (
-                        f.x + f.width / 2.0,
-                        f.y + f.height / 2.0,
-                    );
+                    let (cx, cy) = (f.x + f.width / 2.0, f.y + f.height / 2.0);
                     (i, (n.x - cx).hypot(n.y - cy) / size)
                 })
                 .filter(|&(_, d)| d < reach)

@@ -1,0 +1,91 @@
+//! Times a pipeline the way `bench/peers/mediapipe_holistic.py bench` times MediaPipe: a fresh
+//! process, the photo letterboxed into `--size` (bicubic, black bars, centred), model loading,
+//! the first call, then steady calls; peak RSS from the kernel (VmHWM).
+//!
+//! `cargo run -p percept-vision --example pipeline_bench -- holistic photo.jpg 1280x720 30`
+//! `cargo run -p percept-vision --example pipeline_bench -- parse photo.jpg 512x512 30`
+
+use std::path::Path;
+use std::time::Instant;
+
+use image::{RgbImage, imageops};
+use percept_vision::{Holistic, HolisticOptions, Models, ParseOptions, Parser};
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn letterbox(photo: &RgbImage, w: u32, h: u32) -> RgbImage {
+    let s = (w as f32 / photo.width() as f32).min(h as f32 / photo.height() as f32);
+    let (cw, ch) = (
+        (photo.width() as f32 * s).round() as u32,
+        (photo.height() as f32 * s).round() as u32,
+    );
+    let content = imageops::resize(photo, cw, ch, imageops::FilterType::CatmullRom);
+    let mut out = RgbImage::new(w, h);
+    imageops::replace(
+        &mut out,
+        &content,
+        i64::from((w - cw) / 2),
+        i64::from((h - ch) / 2),
+    );
+    out
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [task, photo, size, runs] = args.as_slice() else {
+        return Err("usage: pipeline_bench holistic|parse <photo> <WxH> <runs>".into());
+    };
+    let (w, h) = size.split_once('x').ok_or("size is WxH")?;
+    let image = letterbox(&image::open(photo)?.to_rgb8(), w.parse()?, h.parse()?);
+    let runs: usize = runs.parse()?;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    let start = Instant::now();
+    let run: Box<dyn Fn() -> Result<usize, Box<dyn std::error::Error>>> = match task.as_str() {
+        "holistic" => {
+            let models = Models::load(&dir, &Holistic::MODELS)?;
+            let p = Holistic::new(&models)?;
+            Box::new(move || Ok(p.run(&image, &HolisticOptions::default())?.landmark_count))
+        }
+        "parse" => {
+            let models = Models::load(&dir, &Parser::MODELS)?;
+            let p = Parser::new(&models)?;
+            Box::new(move || {
+                Ok(p.parse(&image, &ParseOptions::default())?
+                    .result
+                    .persons
+                    .len())
+            })
+        }
+        other => return Err(format!("unknown pipeline {other}").into()),
+    };
+    let load_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let t = Instant::now();
+    let found = run()?;
+    let first_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        run()?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    let pct = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "{{\"pipeline\":\"{task}\",\"size\":\"{size}\",\"found\":{found},\"load_ms\":{load_ms:.1},\"first_call_ms\":{first_ms:.1},\"steady_median_ms\":{:.1},\"steady_p90_ms\":{:.1},\"steady_min_ms\":{:.1},\"peak_rss_mib\":{:.1},\"runs\":{runs}}}",
+        pct(0.5),
+        pct(0.9),
+        times[0],
+        peak_rss_mib()
+    );
+    Ok(())
+}
