@@ -16,12 +16,15 @@ use serde_json::{Value, json};
 
 use crate::{ApiError, AppState};
 
+/// Stored images by id, with the time they were stored.
+type Entries = HashMap<String, (Instant, Arc<Vec<u8>>)>;
+
 /// Result images held in memory for the result TTL, oldest dropped past a byte budget.
 #[derive(Debug)]
 pub(crate) struct ImageStore {
     ttl: Duration,
     max_bytes: usize,
-    entries: Mutex<HashMap<String, (Instant, Arc<Vec<u8>>)>>,
+    entries: Mutex<Entries>,
 }
 
 impl ImageStore {
@@ -33,7 +36,7 @@ impl ImageStore {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Arc<Vec<u8>>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         // A panic while holding the lock cannot leave the map half-updated (every update is
         // one insert or remove), so a poisoned lock is still usable.
         self.entries
