@@ -167,6 +167,10 @@ pub(crate) fn bench(args: &BenchArgs) -> anyhow::Result<()> {
 
     print!("{}", table(&rows, args.runs));
     if let Some(path) = &args.csv {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
         std::fs::write(path, csv(&rows, args.runs))
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("percept bench: wrote {}", path.display());
