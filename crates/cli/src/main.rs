@@ -1,6 +1,7 @@
 //! `percept`: the server and the command line in one binary (DESIGN §5).
 
 mod batch;
+mod bench;
 mod charts;
 mod load;
 mod models;
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use percept_server::{AppState, Config};
+use percept_vision::percept_infer::EngineChoice;
 
 /// Offline computer vision on photos of people: human parsing, face privacy, art filters,
 /// holistic landmarks. With no subcommand, serves the web page and API.
@@ -46,6 +48,8 @@ enum Command {
     Load(load::LoadArgs),
     /// List the models in the manifest; with --verify, check every file's sha256.
     Models(models::ModelsArgs),
+    /// Time every model on each available engine (tract, ONNX Runtime) on a real photo.
+    Bench(bench::BenchArgs),
 }
 
 /// Service settings. Each flag is also a `PERCEPT_*` environment variable; both override the
@@ -87,6 +91,10 @@ pub(crate) struct ServeArgs {
     /// tree's models/].
     #[arg(long, env = "PERCEPT_MODELS_DIR")]
     models_dir: Option<PathBuf>,
+    /// Inference engine: `auto` (ONNX Runtime when libonnxruntime is found, see
+    /// scripts/fetch-ort and PERCEPT_ORT_DYLIB, else tract), `tract` or `ort` [default: auto].
+    #[arg(long, env = "PERCEPT_ENGINE")]
+    engine: Option<EngineChoice>,
 }
 
 impl ServeArgs {
@@ -107,7 +115,8 @@ impl ServeArgs {
             max_body_bytes,
             max_pixels,
             max_side,
-            max_parts
+            max_parts,
+            engine
         );
         config.validate()?;
         Ok(config)
@@ -116,7 +125,7 @@ impl ServeArgs {
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PERCEPT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn,ort=warn"));
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Text => false,
@@ -200,6 +209,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Batch(args)) => return batch::batch(&args),
         Some(Command::Load(args)) => load::load(&args),
         Some(Command::Models(args)) => models::list(&args),
+        Some(Command::Bench(args)) => bench::bench(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -10,12 +10,18 @@ use percept_server::tasks::{
 };
 use percept_server::{Config, ModelInfo, TaskRegistry};
 use percept_vision::Models;
+use percept_vision::percept_infer::EngineOptions;
 
 use crate::run::RunError;
 
-fn load(dir: &Path) -> anyhow::Result<Models> {
+fn load(dir: &Path, config: &Config) -> anyhow::Result<Models> {
     let started = Instant::now();
-    let models = Models::load(dir, MODEL_NAMES)
+    let options = EngineOptions {
+        // One session per worker lets every worker run the same model at once.
+        max_sessions: Some(config.workers),
+        ..EngineOptions::default()
+    };
+    let models = Models::load_choice(dir, MODEL_NAMES, config.engine, &options)
         .with_context(|| format!("loading models from {} (set --models-dir)", dir.display()))?;
     tracing::info!(
         dir = %dir.display(),
@@ -31,7 +37,7 @@ fn load(dir: &Path) -> anyhow::Result<Models> {
 pub(crate) fn load_for_serving(
     config: &Config,
 ) -> anyhow::Result<(TaskRegistry, Vec<ModelInfo>, String)> {
-    let models = load(&config.resolved_models_dir())?;
+    let models = load(&config.resolved_models_dir(), config)?;
     let registry = registry_with_models(&models).context("building the model tasks")?;
     Ok((registry, model_infos(&models), models.engine().to_string()))
 }
@@ -41,7 +47,8 @@ pub(crate) fn registry_for(task: &str, config: &Config) -> Result<TaskRegistry, 
     if !MODEL_TASKS.contains(&task) {
         return Ok(default_registry());
     }
-    let models = load(&config.resolved_models_dir()).map_err(|e| RunError::Io(format!("{e:#}")))?;
+    let models =
+        load(&config.resolved_models_dir(), config).map_err(|e| RunError::Io(format!("{e:#}")))?;
     registry_with_models(&models)
         .map_err(|e| RunError::Io(format!("building the model tasks: {e}")))
 }

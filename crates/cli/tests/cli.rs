@@ -350,3 +350,45 @@ fn run_anonymize_hides_every_face_and_writes_a_jpeg() {
         "{listing}"
     );
 }
+
+#[test]
+fn engine_flag_picks_tract_or_ort_and_fails_clearly_without_the_library() {
+    let missing = "/nonexistent/libonnxruntime.so";
+    let output = percept()
+        .args(["serve", "--addr", "127.0.0.1:0", "--engine", "ort"])
+        .env("PERCEPT_ORT_DYLIB", missing)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("engine `ort` is not available") && stderr.contains(missing),
+        "{stderr}"
+    );
+
+    let output = percept()
+        .args(["serve", "--engine", "gpu"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "clap rejects unknown engines"
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("expected auto, tract or ort"));
+
+    // auto without the library falls back to tract, and says so where operators look.
+    let (server, _) = Server::start(|c| {
+        c.env("PERCEPT_ORT_DYLIB", missing)
+            .env("PERCEPT_ENGINE", "auto");
+    });
+    let (status, body) = blocking_get(&format!("{}/v1/models", server.url)).unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains(r#""engine":"tract""#), "{body}");
+    let (_, metrics) = blocking_get(&format!("{}/metrics", server.url)).unwrap();
+    assert!(
+        metrics.contains(r#"percept_engine_info{engine="tract"} 1"#),
+        "{metrics}"
+    );
+    server.terminate();
+}

@@ -10,12 +10,15 @@ use crate::{Result, Tensor};
 pub enum EngineKind {
     /// tract: pure Rust, always available.
     Tract,
+    /// ONNX Runtime, loaded at run time from `libonnxruntime.so`.
+    Ort,
 }
 
 impl fmt::Display for EngineKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             EngineKind::Tract => "tract",
+            EngineKind::Ort => "ort",
         })
     }
 }
@@ -31,8 +34,8 @@ pub trait Session: Send + Sync {
     fn engine(&self) -> EngineKind;
 }
 
-/// Builds sessions from verified model files. One implementation per engine, so a future
-/// ONNX Runtime engine slots in next to tract without pipelines noticing.
+/// Builds sessions from verified model files. One implementation per engine, so ONNX
+/// Runtime sits next to tract without pipelines noticing.
 pub trait Engine: Send + Sync {
     /// The kind of sessions this engine makes.
     fn kind(&self) -> EngineKind;

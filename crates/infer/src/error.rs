@@ -54,6 +54,18 @@ pub enum InferError {
     /// A manifest value is out of its valid range for the operation asked.
     #[error("invalid model spec: {0}")]
     Spec(String),
+    /// The engine asked for cannot run here (for ONNX Runtime: the library is missing or does
+    /// not load).
+    #[error("engine `{engine}` is not available: {reason}")]
+    EngineUnavailable {
+        /// The engine.
+        engine: crate::EngineKind,
+        /// Why, and what to do about it.
+        reason: String,
+    },
+    /// An engine name other than `auto`, `tract` or `ort`.
+    #[error("unknown engine `{0}`: expected auto, tract or ort")]
+    UnknownEngine(String),
 }
 
 /// Result alias of this crate.

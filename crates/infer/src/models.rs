@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use crate::engine::{Engine, EngineKind, Session};
 use crate::manifest::{Manifest, ModelSpec, verify_file};
+use crate::select::{EngineChoice, EngineOptions, select_engine};
 use crate::tract::TractEngine;
 use crate::{InferError, Result, Tensor};
 
@@ -69,6 +70,18 @@ impl Models {
     /// request does not pay for plan building.
     pub fn load(dir: impl AsRef<Path>, names: &[&str]) -> Result<Self> {
         Self::load_with(dir, names, &TractEngine)
+    }
+
+    /// As [`Models::load`], on the engine `choice` selects (see [`select_engine`]): `Auto`
+    /// falls back to tract when ONNX Runtime is not available, `Ort` fails then.
+    pub fn load_choice(
+        dir: impl AsRef<Path>,
+        names: &[&str],
+        choice: EngineChoice,
+        options: &EngineOptions,
+    ) -> Result<Self> {
+        let engine = select_engine(choice, options)?;
+        Self::load_with(dir, names, engine.as_ref())
     }
 
     /// As [`Models::load`], with an explicit engine.

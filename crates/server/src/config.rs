@@ -3,6 +3,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use percept_core::DecodeLimits;
+use percept_vision::percept_infer::EngineChoice;
 use serde::{Deserialize, Serialize};
 
 /// Everything the service can be configured with. Flags and `PERCEPT_*` variables (in the
@@ -36,6 +37,9 @@ pub struct Config {
     /// Folder with `manifest.toml` and the ONNX models; by default `./models`, else the
     /// repository's `models/` the binary was built from.
     pub models_dir: Option<std::path::PathBuf>,
+    /// Inference engine: `auto` (ONNX Runtime when its library is found and loads, else
+    /// tract), `tract` or `ort` (an error when the library is missing).
+    pub engine: EngineChoice,
 }
 
 /// A string that never appears in logs or `Debug` output.
@@ -82,6 +86,7 @@ impl Default for Config {
             cache_bytes: 256 * 1024 * 1024,
             api_key: None,
             models_dir: None,
+            engine: EngineChoice::Auto,
         }
     }
 }
@@ -185,6 +190,10 @@ mod tests {
         assert_eq!(config.queue, 4);
         assert_eq!(config.max_side, 5000);
         assert_eq!(config.deadline_ms, Config::default().deadline_ms);
+        assert_eq!(config.engine, EngineChoice::Auto);
+        let config: Config = toml::from_str("engine = \"tract\"").unwrap();
+        assert_eq!(config.engine, EngineChoice::Tract);
+        assert!(toml::from_str::<Config>("engine = \"gpu\"").is_err());
         assert!(
             toml::from_str::<Config>("queu = 4").is_err(),
             "typos are rejected"

@@ -38,6 +38,11 @@ struct InfoLabels {
     engine: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EngineLabels {
+    engine: String,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -152,6 +157,17 @@ impl Metrics {
         })
         .set(1);
         registry.register("build_info", "Version and inference engine in use", info);
+        let engine_info = Family::<EngineLabels, Gauge>::default();
+        engine_info
+            .get_or_create(&EngineLabels {
+                engine: engine.to_string(),
+            })
+            .set(1);
+        registry.register(
+            "engine_info",
+            "Inference engine the models run on (tract or ort), chosen at start",
+            engine_info,
+        );
         Self {
             registry,
             requests,

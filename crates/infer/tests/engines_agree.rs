@@ -1,0 +1,205 @@
+#![allow(clippy::unwrap_used)] // tests: a failure should stop with the value that caused it
+
+//! tract and ONNX Runtime must give the same outputs on real inputs (DESIGN §4). Needs the ONNX
+//! Runtime library (`scripts/fetch-ort`, or `PERCEPT_ORT_DYLIB`); without it these tests say so
+//! loudly and pass, unless `PERCEPT_REQUIRE_ORT=1`, which makes a missing library a failure.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use image::RgbImage;
+use percept_infer::{
+    Engine, EngineKind, Fit, LoadedModel, Models, OrtEngine, OrtLocator, Tensor, TractEngine,
+    image_to_tensor,
+};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn ort_engine() -> Option<OrtEngine> {
+    let required = std::env::var("PERCEPT_REQUIRE_ORT").is_ok_and(|v| v == "1");
+    let found = OrtLocator::from_env()
+        .locate()
+        .and_then(|path| OrtEngine::new(&path).map_err(|e| e.to_string()));
+    match found {
+        Ok(engine) => Some(engine),
+        Err(reason) if required => panic!("PERCEPT_REQUIRE_ORT=1 but ONNX Runtime: {reason}"),
+        Err(reason) => {
+            eprintln!(
+                "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+                 !! SKIPPED engines_agree: ONNX Runtime is not available ({reason}).\n\
+                 !! Run scripts/fetch-ort to compare tract with ONNX Runtime.\n\
+                 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+            );
+            None
+        }
+    }
+}
+
+fn load(name: &str, engine: &dyn Engine) -> LoadedModel {
+    let models = Models::load_with(root().join("models"), &[name], engine).unwrap();
+    assert_eq!(models.engine(), engine.kind());
+    models.get(name).unwrap().clone()
+}
+
+fn astronaut() -> RgbImage {
+    image::open(root().join("tests/data/person_astronaut.jpg"))
+        .unwrap()
+        .to_rgb8()
+}
+
+/// The model's input made from the `(x, y, side)` square of the photo (boxes from
+/// tests/data/faces.json and people.json), fitted the way the manifest says.
+fn input_for(model: &LoadedModel, square: (u32, u32, u32)) -> Tensor {
+    let photo = astronaut();
+    let (x, y, side) = square;
+    let crop = image::imageops::crop_imm(&photo, x, y, side, side).to_image();
+    let spec = &model.spec().input;
+    let (h, w) = spec.fixed_hw().unwrap();
+    let target = (w as u32, h as u32);
+    let fit = match spec.resize {
+        Some(percept_infer::manifest::ResizeMode::Stretch) => {
+            Fit::stretch(crop.dimensions(), target)
+        }
+        _ => Fit::letterbox(crop.dimensions(), target),
+    }
+    .unwrap();
+    image_to_tensor(&crop, &fit, spec)
+}
+
+fn sigmoid(v: f32) -> f32 {
+    1.0 / (1.0 + (-v).exp())
+}
+
+/// Per output: the largest difference, relative to the output's scale (its largest magnitude,
+/// at least 1 so near-zero outputs are compared absolutely). Outputs the manifest calls logits
+/// are compared as the probabilities pipelines make of them: pose segmentation logits reach
+/// ±1700 where a difference of 0.5 still means the same pixel of the same mask.
+fn compare(name: &str, square: (u32, u32, u32)) {
+    let Some(ort) = ort_engine() else { return };
+    let tract = load(name, &TractEngine);
+    let onnx = load(name, &ort);
+    assert_eq!(onnx.session().engine(), EngineKind::Ort);
+    let input = input_for(&tract, square);
+    let a = tract.run(&input).unwrap();
+    let b = onnx.run(&input).unwrap();
+    assert_eq!(a.len(), b.len(), "{name}: output count");
+    for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+        assert_eq!(a.shape(), b.shape(), "{name} output {i}: shape");
+        let logits = tract.spec().outputs[i]
+            .meaning
+            .as_deref()
+            // Not the landmark tensors, which only carry a few logits among pixel coordinates.
+            .is_some_and(|m| m.contains("logit") && !m.contains("landmarks"));
+        let (a, b) = if logits {
+            let probabilities = |t: &Tensor| {
+                Tensor::new(
+                    t.shape().to_vec(),
+                    t.data().iter().map(|&v| sigmoid(v)).collect(),
+                )
+                .unwrap()
+            };
+            (probabilities(a), probabilities(b))
+        } else {
+            (a.clone(), b.clone())
+        };
+        let scale = a.data().iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        let max_diff = a
+            .data()
+            .iter()
+            .zip(b.data())
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        let mean_diff = a
+            .data()
+            .iter()
+            .zip(b.data())
+            .map(|(x, y)| f64::from((x - y).abs()))
+            .sum::<f64>()
+            / a.len().max(1) as f64;
+        let relative = max_diff / scale;
+        let elementwise = a
+            .data()
+            .iter()
+            .zip(b.data())
+            .map(|(x, y)| (x - y).abs() / x.abs().max(1.0))
+            .fold(0.0f32, f32::max);
+        eprintln!(
+            "{name} output {i} {:?}{}: scale {scale:.3}, max |diff| {max_diff:.3e} \
+             (relative to scale {relative:.3e}, per value {elementwise:.3e}), mean |diff| {mean_diff:.3e}",
+            a.shape(),
+            if logits { " as sigmoid" } else { "" }
+        );
+        assert!(
+            a.data().iter().chain(b.data()).all(|v| v.is_finite()),
+            "{name} output {i}: non-finite values"
+        );
+        let limit = if logits { PROBABILITY_LIMIT } else { LIMIT };
+        assert!(
+            relative < limit,
+            "{name} output {i}: engines differ by {max_diff} (relative {relative} ≥ {limit})"
+        );
+    }
+}
+
+// Limits, from what was measured (run with --nocapture to see every output): both engines
+// compute in f32 with different kernels, summation orders and fusions, so rounding differs a
+// little per op and accumulates through the layers.
+//
+// Values relative to the output's scale: at most 4e-6 measured (pose landmarks: 1.3e-3 px on a
+// 340 px scale). 1e-4 leaves room for other CPUs' SIMD paths and is still far below anything a
+// pipeline could notice (0.03 px on a 256 px crop).
+const LIMIT: f32 = 1e-4;
+// Logits as probabilities: detection and presence scores differ by at most 1e-6; the pose
+// segmentation mask by 2.2e-3 at a few edge pixels (mean 8e-7), because its logits reach ±1700
+// and keep the rounding of those large sums. 5e-3 (half a percent of probability, at the edge
+// of the mask) flips no pixel a 0.5 threshold would not already hesitate on.
+const PROBABILITY_LIMIT: f32 = 5e-3;
+
+#[test]
+fn face_detection_full_range_agrees() {
+    compare("face_detection_full_range", (0, 0, 512));
+}
+
+#[test]
+fn pose_landmark_full_agrees() {
+    // people.json: the person is (15, 22) 405×490; a square around it.
+    compare("pose_landmark_full", (0, 22, 490));
+}
+
+#[test]
+fn face_landmark_agrees() {
+    // faces.json: the face is (175, 68) 100×112; MediaPipe crops 1.5× that, square.
+    compare("face_landmark", (141, 40, 168));
+}
+
+#[test]
+fn hand_landmark_full_agrees() {
+    // faces.json notes a gloved hand at the bottom left.
+    compare("hand_landmark_full", (0, 320, 192));
+}
+
+#[test]
+fn ort_sessions_run_concurrently() {
+    let Some(ort) = ort_engine() else { return };
+    let ort = ort.with_max_sessions(2);
+    let model = Arc::new(load("face_detection_full_range", &ort));
+    let input = Arc::new(input_for(&model, (0, 0, 512)));
+    let expected = model.run(&input).unwrap();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (model, input) = (model.clone(), input.clone());
+            std::thread::spawn(move || {
+                (0..5)
+                    .map(|_| model.run(&input).unwrap())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for handle in handles {
+        for outputs in handle.join().unwrap() {
+            assert_eq!(outputs, expected, "every session gives the same answer");
+        }
+    }
+}
