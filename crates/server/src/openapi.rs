@@ -57,7 +57,7 @@ fn error_responses() -> Value {
         "422": with("bad_option: unknown option or value out of range"),
         "429": with("queue_full; see Retry-After"),
         "500": with("internal"),
-        "503": with("timeout or shutting_down"),
+        "503": with("timeout, shutting_down, or unavailable (the Redis job store is down)"),
     })
 }
 
