@@ -271,14 +271,15 @@ impl RedisJobs {
     }
 
     /// Moves every id of `from` back to the queue, one atomic `LMOVE` at a time, so a job is
-    /// never in both lists or in neither. The oldest goes back first, to be taken first.
+    /// never in both lists or in neither. The newest goes back first, so the oldest ends up
+    /// at the head of the queue and is taken next.
     async fn requeue_all(&self, conn: &mut ConnectionManager, from: &str) -> usize {
         let mut moved = 0;
         loop {
             let id: redis::RedisResult<Option<String>> = redis::cmd("LMOVE")
                 .arg(from)
                 .arg(queue_key())
-                .arg("RIGHT")
+                .arg("LEFT")
                 .arg("RIGHT")
                 .query_async(conn)
                 .await;
