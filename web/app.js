@@ -12,6 +12,7 @@ const ERROR_SENTENCES = {
   queue_full: 'The server is busy right now. Try again in a moment.',
   timeout: 'The server took too long on this photo.',
   shutting_down: 'The server is restarting. Try again in a moment.',
+  unavailable: 'The job store is unreachable right now. Try again in a moment.',
   not_found: 'That task is not available on this server.',
   internal: 'Something went wrong on the server.',
 };

@@ -95,6 +95,19 @@ pub(crate) struct ServeArgs {
     /// scripts/fetch-ort and PERCEPT_ORT_DYLIB, else tract), `tract` or `ort` [default: auto].
     #[arg(long, env = "PERCEPT_ENGINE")]
     engine: Option<EngineChoice>,
+    /// Result cache budget in bytes; 0 turns the cache off [default: 268435456 = 256 MiB].
+    #[arg(long, env = "PERCEPT_CACHE_BYTES")]
+    cache_bytes: Option<u64>,
+    /// How long finished job results are kept, in seconds [default: 600].
+    #[arg(long, env = "PERCEPT_RESULT_TTL_SECS")]
+    result_ttl_secs: Option<u64>,
+    /// Keep async jobs in Redis, shared by every replica (`redis://host:6379`) [default: in
+    /// process memory].
+    #[arg(long, env = "PERCEPT_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// This replica's stable name in Redis [default: <hostname>:<port>].
+    #[arg(long, env = "PERCEPT_REPLICA_ID")]
+    replica_id: Option<String>,
 }
 
 impl ServeArgs {
@@ -118,6 +131,20 @@ impl ServeArgs {
             max_parts,
             engine
         );
+        apply!(cache_bytes, result_ttl_secs);
+        if let Some(url) = &self.redis_url {
+            config.redis_url = Some(percept_server::Secret::new(url.clone()));
+        }
+        if let Some(id) = &self.replica_id {
+            config.replica_id = Some(id.clone());
+        }
+        // These two were parsed but never applied, so `--api-key` left the server open.
+        if let Some(key) = &self.api_key {
+            config.api_key = Some(percept_server::Secret::new(key.clone()));
+        }
+        if let Some(dir) = &self.models_dir {
+            config.models_dir = Some(dir.clone());
+        }
         config.validate()?;
         Ok(config)
     }

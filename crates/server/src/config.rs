@@ -29,8 +29,14 @@ pub struct Config {
     pub max_parts: usize,
     /// How long finished results (jobs, result URLs) are kept, in seconds.
     pub result_ttl_secs: u64,
-    /// Result cache budget in bytes.
+    /// Result cache budget in bytes; 0 turns the cache off.
     pub cache_bytes: u64,
+    /// `redis://host:port[/db]`: keep async jobs in Redis, shared by every replica, instead of
+    /// in process memory (DESIGN §6). May carry a password, so it is never logged.
+    pub redis_url: Option<Secret>,
+    /// This replica's name in Redis (its processing list); it must be stable across restarts
+    /// of the same replica and unique among live ones [default: `<hostname>:<port>`].
+    pub replica_id: Option<String>,
     /// When set, every route but the page, its assets and the health probes needs
     /// `Authorization: Bearer <key>` (or `x-api-key: <key>`).
     pub api_key: Option<Secret>,
@@ -51,6 +57,11 @@ impl Secret {
     /// Wraps a secret value.
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
+    }
+
+    /// The value itself, for the one place that must use it (never for logging).
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
     }
 
     /// Compares in time independent of where the first difference is, so response timing
@@ -87,6 +98,8 @@ impl Default for Config {
             api_key: None,
             models_dir: None,
             engine: EngineChoice::Auto,
+            redis_url: None,
+            replica_id: None,
         }
     }
 }
@@ -149,6 +162,12 @@ impl Config {
         if self.max_parts == 0 {
             return bad("max_parts must be positive");
         }
+        if let Some(url) = &self.redis_url
+            && redis::Client::open(url.expose()).is_err()
+        {
+            // The parser's message may quote the URL, password included: say less.
+            return bad("redis_url is not a valid redis:// URL");
+        }
         Ok(())
     }
 
@@ -162,6 +181,21 @@ impl Config {
             return local;
         }
         std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models"))
+    }
+
+    /// `replica_id`, else `<hostname>:<port>`: stable across restarts of one replica (so it
+    /// finds its own unfinished jobs), distinct between replicas sharing a host.
+    pub fn resolved_replica_id(&self) -> String {
+        if let Some(id) = &self.replica_id {
+            return id.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "percept".into());
+        format!("{host}:{}", self.addr.port())
     }
 
     /// The request deadline.

@@ -31,6 +31,8 @@ pub enum ErrorCode {
     Timeout,
     /// The server is draining for shutdown.
     ShuttingDown,
+    /// A service percept depends on (the Redis job store) cannot be reached; retry later.
+    Unavailable,
     /// A bug or an internal failure; details are in the server log, not the response.
     Internal,
 }
@@ -47,7 +49,9 @@ impl ErrorCode {
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::QueueFull => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::Timeout | ErrorCode::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Timeout | ErrorCode::ShuttingDown | ErrorCode::Unavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -66,8 +70,31 @@ impl ErrorCode {
             ErrorCode::QueueFull => "queue_full",
             ErrorCode::Timeout => "timeout",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
+    }
+
+    /// The code named `text` (as [`ErrorCode::as_str`] writes it).
+    pub fn parse(text: &str) -> Option<Self> {
+        use ErrorCode::*;
+        [
+            InvalidImage,
+            BadOption,
+            UnsupportedMediaType,
+            PayloadTooLarge,
+            ImageTooLarge,
+            Unauthorized,
+            NotFound,
+            MethodNotAllowed,
+            QueueFull,
+            Timeout,
+            ShuttingDown,
+            Unavailable,
+            Internal,
+        ]
+        .into_iter()
+        .find(|code| code.as_str() == text)
     }
 }
 
@@ -193,11 +220,13 @@ mod tests {
             (ErrorCode::QueueFull, 429, "queue_full"),
             (ErrorCode::Timeout, 503, "timeout"),
             (ErrorCode::ShuttingDown, 503, "shutting_down"),
+            (ErrorCode::Unavailable, 503, "unavailable"),
             (ErrorCode::Internal, 500, "internal"),
         ] {
             assert_eq!(code.status().as_u16(), status);
             assert_eq!(code.as_str(), text);
             assert_eq!(serde_json::to_value(code).unwrap(), text);
+            assert_eq!(ErrorCode::parse(text), Some(code));
         }
     }
 }

@@ -5,6 +5,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use crate::ApiError;
+use crate::redis_jobs::RedisJobs;
+
+/// Where async jobs live: this process's memory, or Redis shared by every replica.
+#[derive(Debug, Clone)]
+pub(crate) enum JobBackend {
+    /// In process memory (no `redis_url`): lost on restart, visible to this replica only.
+    Memory(std::sync::Arc<JobStore>),
+    /// In Redis: shared, and queued work survives a restart (see `redis_jobs`).
+    Redis(std::sync::Arc<RedisJobs>),
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {

@@ -5,6 +5,7 @@
 //! validated, and run as [`Task`]s on a bounded [`WorkPool`] of blocking threads, so overload
 //! answers `429 queue_full` at once instead of queueing without bound.
 
+mod cache;
 mod compat;
 mod config;
 mod error;
@@ -14,6 +15,7 @@ mod metrics;
 mod openapi;
 mod options;
 mod pool;
+mod redis_jobs;
 mod routes;
 mod state;
 mod task;
@@ -44,6 +46,7 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    state.start_background();
     let draining = Arc::clone(&state);
     axum::serve(listener, app(Arc::clone(&state)))
         .with_graceful_shutdown(async move {
@@ -52,9 +55,14 @@ pub async fn serve(
             draining.begin_shutdown();
         })
         .await?;
+    let redis = state.redis_jobs();
     tokio::task::spawn_blocking(move || state.drain())
         .await
         .map_err(std::io::Error::other)?;
+    if let Some(redis) = redis {
+        // The pool has run every job; let their results reach Redis before exiting.
+        redis.drain(std::time::Duration::from_secs(10)).await;
+    }
     tracing::info!("drained; bye");
     Ok(())
 }

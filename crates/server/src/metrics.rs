@@ -64,6 +64,9 @@ pub struct Metrics {
     panics: Counter,
     expired: Counter,
     rss: Gauge,
+    cache_hits: Counter,
+    cache_misses: Counter,
+    cache_bytes: Gauge,
     cpu: Gauge<f64, std::sync::atomic::AtomicU64>,
     panics_seen: AtomicU64,
     expired_seen: AtomicU64,
@@ -144,6 +147,24 @@ impl Metrics {
             "Resident set size of the percept process",
             rss.clone(),
         );
+        let cache_hits = Counter::default();
+        registry.register(
+            "cache_hits",
+            "Task results served from the result cache",
+            cache_hits.clone(),
+        );
+        let cache_misses = Counter::default();
+        registry.register(
+            "cache_misses",
+            "Task results computed because the result cache did not hold them",
+            cache_misses.clone(),
+        );
+        let cache_bytes = Gauge::default();
+        registry.register(
+            "cache_bytes",
+            "Bytes of results held in the result cache",
+            cache_bytes.clone(),
+        );
         let cpu = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         registry.register(
             "process_cpu_seconds",
@@ -181,6 +202,9 @@ impl Metrics {
             panics,
             expired,
             rss,
+            cache_hits,
+            cache_misses,
+            cache_bytes,
             cpu,
             panics_seen: AtomicU64::new(0),
             expired_seen: AtomicU64::new(0),
@@ -221,8 +245,18 @@ impl Metrics {
             .inc();
     }
 
-    /// Renders the Prometheus text exposition, refreshing the gauges sampled at scrape time.
-    pub fn render(&self, pool: &WorkPool) -> String {
+    /// Counts one result-cache lookup.
+    pub fn cache_lookup(&self, hit: bool) {
+        if hit {
+            self.cache_hits.inc();
+        } else {
+            self.cache_misses.inc();
+        }
+    }
+
+    /// Renders the Prometheus text exposition, refreshing the gauges sampled at scrape time;
+    /// `cache_bytes` is the result cache's current size.
+    pub fn render(&self, pool: &WorkPool, cache_bytes: u64) -> String {
         use std::sync::atomic::Ordering::Relaxed;
         let to_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         self.queue_depth.set(to_i64(pool.queued()));
@@ -235,6 +269,8 @@ impl Metrics {
         let expired = pool.expired();
         let seen = self.expired_seen.swap(expired, Relaxed);
         self.expired.inc_by(expired.saturating_sub(seen));
+        self.cache_bytes
+            .set(i64::try_from(cache_bytes).unwrap_or(i64::MAX));
         if let Some(seconds) = cpu_seconds() {
             self.cpu.set(seconds);
         }

@@ -36,7 +36,9 @@ fn fixed_paths() -> Value {
             "responses": {"200": json_ok("{task, count, succeeded, failed, results[{index, filename, status, result | error}]}")}}},
         "/v1/jobs/{task}": {"post": {"summary": "Submit one image as an async job; returns 202 {id, status_url, result_url}",
             "parameters": [{"name": "task", "in": "path", "required": true, "schema": {"type": "string"}}],
-            "responses": {"202": json_ok("accepted"), "429": json_ok("queue_full")}}},
+            "responses": {"202": json_ok("accepted"), "429": json_ok("queue_full"), "503": json_ok("unavailable: the Redis job store cannot be reached")}}},
+        "/batch/parse": {"post": {"summary": "Compatibility: the same as POST /v1/batch/parse",
+            "responses": {"200": json_ok("as /v1/batch/parse")}}},
         "/v1/jobs/{id}/result": {"get": {"summary": "The job's result once done (202 with its status before; the job's error if it failed; 404 after the TTL)",
             "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
             "responses": {"200": json_ok("the task's result"), "202": json_ok("not finished"), "404": json_ok("unknown or expired")}}},
@@ -57,7 +59,7 @@ fn error_responses() -> Value {
         "422": with("bad_option: unknown option or value out of range"),
         "429": with("queue_full; see Retry-After"),
         "500": with("internal"),
-        "503": with("timeout or shutting_down"),
+        "503": with("timeout, shutting_down, or unavailable (the Redis job store is down)"),
     })
 }
 

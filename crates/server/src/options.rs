@@ -44,6 +44,20 @@ impl Options {
         self.values.insert(key.to_string(), value);
     }
 
+    /// The options as JSON text with keys sorted, so equal options give equal text whatever
+    /// order they arrived in (the cache key and the Redis job record use it).
+    pub(crate) fn canonical(&self) -> String {
+        let sorted: std::collections::BTreeMap<&String, &Value> = self.values.iter().collect();
+        serde_json::to_string(&sorted).unwrap_or_default()
+    }
+
+    /// Options from [`Options::canonical`] text.
+    pub(crate) fn from_canonical(text: &str) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            values: serde_json::from_str(text)?,
+        })
+    }
+
     /// True when no option is left.
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()

@@ -11,12 +11,14 @@ use serde_json::{Value, json};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::cache::{CacheKey, CacheStatus};
 use crate::extract::read_image_input;
 use crate::extract::{ImageInput, ImagePart};
+use crate::jobs::JobBackend;
 use crate::pool::PoolError;
 use crate::pool::Ran;
 use crate::state::AppState;
-use crate::task::{Executed, PreparedJob, Render, Stages, Task, execute};
+use crate::task::{Executed, PreparedJob, Render, Stages, Task};
 use crate::{ApiError, ErrorCode};
 
 /// The whole HTTP surface over `state`, without a socket, so tests can drive it directly.
@@ -42,6 +44,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/parse", post(crate::compat::api_parse))
         .route("/predict", post(crate::compat::predict))
         .route("/api/results/{name}", get(crate::compat::result_image))
+        .route("/batch/parse", post(batch_parse))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             require_api_key,
@@ -146,7 +149,9 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(&state.pool),
+        state
+            .metrics
+            .render(&state.pool, state.cache.weighted_bytes()),
     )
         .into_response()
 }
@@ -220,6 +225,12 @@ pub(crate) async fn dispatch_single(
     dispatch(state, Kind::Single, name.to_string(), request).await
 }
 
+/// `POST /batch/parse`: the parsing service percept replaces took its batches here; same
+/// request and answer as `/v1/batch/parse`.
+async fn batch_parse(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    dispatch(state, Kind::Batch, "parse".to_string(), request).await
+}
+
 async fn dispatch(state: Arc<AppState>, kind: Kind, name: String, request: Request) -> Response {
     let arrived = Instant::now();
     let Some(task) = state.tasks.get(&name) else {
@@ -245,6 +256,7 @@ async fn dispatch(state: Arc<AppState>, kind: Kind, name: String, request: Reque
                 ErrorCode::QueueFull
                     | ErrorCode::Timeout
                     | ErrorCode::ShuttingDown
+                    | ErrorCode::Unavailable
                     | ErrorCode::PayloadTooLarge
             ) {
                 state.metrics.reject(error.code.as_str());
@@ -296,11 +308,15 @@ pub(crate) async fn read_request(
     Ok((parts, input))
 }
 
-/// A request read and validated: images, their prepared jobs, and how to render results.
+/// A request read and validated: images, their prepared jobs, their cache keys, and how to
+/// render results.
 struct Accepted {
     images: Vec<ImagePart>,
     jobs: Vec<PreparedJob>,
+    keys: Vec<Option<CacheKey>>,
     render: Render,
+    /// The task's options once `format` and `quality` went into `render`.
+    options: crate::Options,
 }
 
 async fn accept(
@@ -322,22 +338,37 @@ async fn accept(
         .iter()
         .map(|_| task.prepare(options.clone()))
         .collect::<Result<Vec<_>, _>>()?;
+    let keys = input
+        .images
+        .iter()
+        .map(|image| {
+            state
+                .cache
+                .key(task.name(), &options, render.format, &image.bytes)
+        })
+        .collect();
     Ok(Accepted {
         images: input.images,
         jobs,
+        keys,
         render,
+        options,
     })
 }
 
+type Single = (ImagePart, PreparedJob, Option<CacheKey>, Render);
+
 impl Accepted {
-    /// The one image and job of a single-image route; `several` says where to send more.
-    fn single(self, several: &str) -> Result<(ImagePart, PreparedJob, Render), ApiError> {
+    /// The one image, job and cache key of a single-image route; `several` says where to
+    /// send more.
+    fn single(self, several: &str) -> Result<Single, ApiError> {
         let count = self.images.len();
         match (
             <[_; 1]>::try_from(self.images),
             <[_; 1]>::try_from(self.jobs),
+            <[_; 1]>::try_from(self.keys),
         ) {
-            (Ok([image]), Ok([job])) => Ok((image, job, self.render)),
+            (Ok([image]), Ok([job]), Ok([key])) => Ok((image, job, key, self.render)),
             _ => Err(ApiError::bad_option(format!(
                 "this route takes one image, got {count}; {several}"
             ))),
@@ -345,7 +376,7 @@ impl Accepted {
     }
 }
 
-fn observe_stages(state: &AppState, task: &str, ran: Ran, executed: &Executed) {
+pub(crate) fn observe_stages(state: &AppState, task: &str, ran: Ran, executed: &Executed) {
     state.metrics.observe_stage(task, "queue", ran.queued);
     for (stage, duration) in executed.stages.iter() {
         state.metrics.observe_stage(task, stage, duration);
@@ -359,33 +390,66 @@ async fn run_single(
     arrived: Instant,
 ) -> Result<Response, ApiError> {
     let deadline = arrived + state.config.deadline();
-    let (image, job, render) = accept(state, task.as_ref(), request, deadline)
+    let (image, job, key, render) = accept(state, task.as_ref(), request, deadline)
         .await?
         .single(&format!("send several to /v1/batch/{}", task.name()))?;
-    let (executed, ran) = execute_one(state, task.as_ref(), image, job, render, deadline).await?;
-    Ok(respond(
-        executed,
-        render,
-        ran.queued,
-        ran.compute,
-        arrived.elapsed(),
-    ))
+    let (executed, ran, cache) =
+        execute_one(state, task.as_ref(), image, job, key, render, deadline).await?;
+    let mut response = respond(executed, render, ran.queued, ran.compute, arrived.elapsed());
+    cache_header(response.headers_mut(), cache);
+    Ok(response)
 }
 
-/// Runs one prepared job on the pool within `deadline`.
+fn cache_header(headers: &mut HeaderMap, cache: CacheStatus) {
+    if let Some(value) = cache.header() {
+        headers.insert("x-cache", HeaderValue::from_static(value));
+    }
+}
+
+/// The cached result for `key`, counting the lookup; `None` when the cache is off or misses.
+pub(crate) fn cached(state: &AppState, key: Option<&CacheKey>) -> Option<Executed> {
+    let key = key?;
+    let found = state.cache.get(key);
+    state.metrics.cache_lookup(found.is_some());
+    // Nothing ran for this request: its timing headers show no stages.
+    found.map(|executed| Executed {
+        stages: Stages::default(),
+        ..(*executed).clone()
+    })
+}
+
+fn cache_status(state: &AppState, key: Option<&CacheKey>) -> CacheStatus {
+    match key {
+        Some(_) if state.cache.enabled() => CacheStatus::Miss,
+        _ => CacheStatus::Off,
+    }
+}
+
+/// Answers one prepared job from the result cache, or runs it on the pool within `deadline`
+/// and caches its result under `key`.
 pub(crate) async fn execute_one(
     state: &AppState,
     task: &dyn Task,
     image: ImagePart,
     job: PreparedJob,
+    key: Option<CacheKey>,
     render: Render,
     deadline: Instant,
-) -> Result<(Executed, Ran), ApiError> {
+) -> Result<(Executed, Ran, CacheStatus), ApiError> {
+    if let Some(executed) = cached(state, key.as_ref()) {
+        let ran = Ran {
+            queued: Duration::ZERO,
+            compute: Duration::ZERO,
+        };
+        return Ok((executed, ran, CacheStatus::Hit));
+    }
+    let status = cache_status(state, key.as_ref());
     let limits = state.config.decode_limits();
+    let cache = state.cache.clone();
     let pending = state
         .pool
         .submit(deadline, move || {
-            execute(job, &image.bytes, &limits, render)
+            cache.execute(key, job, &image.bytes, &limits, render)
         })
         .map_err(|e| pool_error(e, state))?;
     let (outcome, ran) = tokio::time::timeout_at(deadline.into(), pending)
@@ -394,7 +458,7 @@ pub(crate) async fn execute_one(
         .map_err(|e| pool_error(e, state))?;
     let executed = outcome?;
     observe_stages(state, task.name(), ran, &executed);
-    Ok((executed, ran))
+    Ok((executed, ran, status))
 }
 
 /// Runs every image of a batch in one queue slot, one after the other, each under its own
@@ -409,44 +473,80 @@ async fn run_batch(
     let Accepted {
         images,
         jobs,
+        keys,
         mut render,
+        ..
     } = accept(state, task.as_ref(), request, deadline).await?;
     render.raw_image = false;
     let limits = state.config.decode_limits();
     let filenames: Vec<Option<String>> = images.iter().map(|i| i.filename.clone()).collect();
-    let pending = state
-        .pool
-        .submit(deadline, move || {
-            images
-                .into_iter()
-                .zip(jobs)
-                .map(|(image, job)| {
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        execute(job, &image.bytes, &limits, render)
-                    }))
-                    .unwrap_or_else(|_| Err(ApiError::internal("a batch item panicked")))
-                })
-                .collect::<Vec<_>>()
-        })
-        .map_err(|e| pool_error(e, state))?;
-    let (outcomes, ran) = tokio::time::timeout_at(deadline.into(), pending)
-        .await
-        .map_err(|_| timeout_error(state))?
-        .map_err(|e| pool_error(e, state))?;
+    // Every image is looked up first; only the misses take the queue slot.
+    let mut outcomes: Vec<Option<Result<Executed, ApiError>>> = keys
+        .iter()
+        .map(|key| cached(state, key.as_ref()).map(Ok))
+        .collect();
+    let from_cache: Vec<bool> = outcomes.iter().map(Option::is_some).collect();
+    let cache_status = match keys.first() {
+        Some(key) if from_cache.iter().all(|&hit| hit) && key.is_some() => CacheStatus::Hit,
+        key => cache_status(state, key.and_then(Option::as_ref)),
+    };
+    let work: Vec<_> = images
+        .into_iter()
+        .zip(jobs)
+        .zip(keys)
+        .enumerate()
+        .filter(|(index, _)| !from_cache[*index])
+        .collect();
+    let mut ran = Ran {
+        queued: Duration::ZERO,
+        compute: Duration::ZERO,
+    };
+    if !work.is_empty() {
+        let cache = state.cache.clone();
+        let pending = state
+            .pool
+            .submit(deadline, move || {
+                work.into_iter()
+                    .map(|(index, ((image, job), key))| {
+                        let outcome =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                cache.execute(key, job, &image.bytes, &limits, render)
+                            }))
+                            .unwrap_or_else(|_| Err(ApiError::internal("a batch item panicked")));
+                        (index, outcome)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .map_err(|e| pool_error(e, state))?;
+        let (computed, pool_ran) = tokio::time::timeout_at(deadline.into(), pending)
+            .await
+            .map_err(|_| timeout_error(state))?
+            .map_err(|e| pool_error(e, state))?;
+        ran = pool_ran;
+        for (index, outcome) in computed {
+            if let Some(slot) = outcomes.get_mut(index) {
+                *slot = Some(outcome);
+            }
+        }
+    }
     let mut succeeded = 0usize;
     let results: Vec<Value> = outcomes
         .into_iter()
         .zip(filenames)
         .enumerate()
-        .map(|(index, (outcome, filename))| match outcome {
-            Ok(executed) => {
-                succeeded += 1;
-                observe_stages(state, task.name(), ran, &executed);
-                json!({"index": index, "filename": filename, "status": 200,
+        .map(|(index, (outcome, filename))| {
+            match outcome.unwrap_or_else(|| Err(ApiError::internal("a batch item was never run"))) {
+                Ok(executed) => {
+                    succeeded += 1;
+                    if !from_cache[index] {
+                        observe_stages(state, task.name(), ran, &executed);
+                    }
+                    json!({"index": index, "filename": filename, "status": 200,
                        "result": executed.into_json()})
-            }
-            Err(error) => json!({"index": index, "filename": filename,
+                }
+                Err(error) => json!({"index": index, "filename": filename,
                                  "status": error.status().as_u16(), "error": error.body()}),
+            }
         })
         .collect();
     let failed = results.len() - succeeded;
@@ -460,6 +560,7 @@ async fn run_batch(
         arrived.elapsed(),
         None,
     );
+    cache_header(response.headers_mut(), cache_status);
     Ok(response)
 }
 
@@ -470,27 +571,54 @@ async fn submit_job(
     arrived: Instant,
 ) -> Result<Response, ApiError> {
     let deadline = arrived + state.config.deadline();
-    let (image, job, mut render) = accept(state, task.as_ref(), request, deadline)
-        .await?
-        .single("submit one job per image")?;
+    let accepted = accept(state, task.as_ref(), request, deadline).await?;
+    let jobs = match &state.jobs {
+        JobBackend::Memory(jobs) => Arc::clone(jobs),
+        JobBackend::Redis(redis) => {
+            let options = accepted.options.clone();
+            let (image, _, _, render) = accepted.single("submit one job per image")?;
+            let id = redis
+                .submit(task.name(), &options, render.format, &image.bytes)
+                .await?;
+            let body = json!({"id": id, "status": "queued",
+                              "status_url": format!("/v1/jobs/{id}"),
+                              "result_url": format!("/v1/jobs/{id}/result")});
+            return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
+        }
+    };
+    let (image, job, key, mut render) = accepted.single("submit one job per image")?;
     render.raw_image = false;
-    let id = state.jobs.create(task.name());
+    let id = jobs.create(task.name());
+    let accepted = |cache: CacheStatus| {
+        let body = json!({"id": id, "status": "queued",
+                          "status_url": format!("/v1/jobs/{id}"),
+                          "result_url": format!("/v1/jobs/{id}/result")});
+        let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+        cache_header(response.headers_mut(), cache);
+        response
+    };
+    if let Some(executed) = cached(state, key.as_ref()) {
+        jobs.mark_running(&id);
+        jobs.finish(&id, Ok(executed.into_json()));
+        return Ok(accepted(CacheStatus::Hit));
+    }
+    let cache_status = cache_status(state, key.as_ref());
     let limits = state.config.decode_limits();
-    let jobs = Arc::clone(&state.jobs);
+    let store = Arc::clone(&jobs);
     let job_id = id.clone();
+    let cache = state.cache.clone();
     // The job's deadline runs from submission; a client does not hold a connection open.
     let job_deadline = Instant::now() + state.config.deadline();
     let pending = state
         .pool
         .submit(job_deadline, move || {
-            jobs.mark_running(&job_id);
-            execute(job, &image.bytes, &limits, render)
+            store.mark_running(&job_id);
+            cache.execute(key, job, &image.bytes, &limits, render)
         })
         .map_err(|e| {
-            state.jobs.remove(&id);
+            jobs.remove(&id);
             pool_error(e, state)
         })?;
-    let jobs = Arc::clone(&state.jobs);
     let job_id = id.clone();
     let background = Arc::clone(state);
     let task_name = task.name().to_string();
@@ -505,10 +633,7 @@ async fn submit_job(
         };
         jobs.finish(&job_id, outcome);
     });
-    let body = json!({"id": id, "status": "queued",
-                      "status_url": format!("/v1/jobs/{id}"),
-                      "result_url": format!("/v1/jobs/{id}/result")});
-    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+    Ok(accepted(cache_status))
 }
 
 async fn job_route(State(state): State<Arc<AppState>>, Path(path): Path<String>) -> Response {
@@ -517,12 +642,28 @@ async fn job_route(State(state): State<Arc<AppState>>, Path(path): Path<String>)
         None => (path.as_str(), false),
         Some(_) => return ApiError::not_found("no such job route").into_response(),
     };
-    let Some(view) = state.jobs.get(id) else {
-        return ApiError::not_found(format!(
-            "no job `{id}` (unknown, or its result expired after {} s)",
-            state.config.result_ttl_secs
-        ))
-        .into_response();
+    let jobs = match &state.jobs {
+        JobBackend::Memory(jobs) => jobs,
+        JobBackend::Redis(redis) => {
+            return match redis.get(id, want_result).await {
+                Err(error) => error.into_response(),
+                Ok(None) => missing_job(&state, id),
+                Ok(Some((status, None))) if want_result => {
+                    (StatusCode::ACCEPTED, Json(status)).into_response()
+                }
+                Ok(Some((status, None))) => Json(status).into_response(),
+                Ok(Some((status, Some(outcome)))) => match (want_result, outcome) {
+                    (false, _) => Json(status).into_response(),
+                    (true, Err(error)) => error.into_response(),
+                    (true, Ok(result)) => {
+                        ([(header::CONTENT_TYPE, "application/json")], result).into_response()
+                    }
+                },
+            };
+        }
+    };
+    let Some(view) = jobs.get(id) else {
+        return missing_job(&state, id);
     };
     if !want_result {
         return Json(view.status_json()).into_response();
@@ -534,7 +675,15 @@ async fn job_route(State(state): State<Arc<AppState>>, Path(path): Path<String>)
     }
 }
 
-fn pool_error(error: PoolError, state: &AppState) -> ApiError {
+fn missing_job(state: &AppState, id: &str) -> Response {
+    ApiError::not_found(format!(
+        "no job `{id}` (unknown, or its result expired after {} s)",
+        state.config.result_ttl_secs
+    ))
+    .into_response()
+}
+
+pub(crate) fn pool_error(error: PoolError, state: &AppState) -> ApiError {
     match error {
         PoolError::QueueFull { capacity } => ApiError {
             code: ErrorCode::QueueFull,

@@ -4,10 +4,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::cache::ResultCache;
 use crate::extract::BodyLimits;
-use crate::jobs::JobStore;
+use crate::jobs::{JobBackend, JobStore};
 use crate::metrics::Metrics;
 use crate::pool::WorkPool;
+use crate::redis_jobs::RedisJobs;
 use crate::{Config, TaskRegistry};
 
 /// A loaded model as listed by `GET /v1/models`.
@@ -37,8 +39,9 @@ pub struct AppState {
     pub engine: String,
     pub(crate) pool: WorkPool,
     pub(crate) metrics: Metrics,
-    pub(crate) jobs: Arc<JobStore>,
     pub(crate) images: crate::compat::ImageStore,
+    pub(crate) jobs: JobBackend,
+    pub(crate) cache: ResultCache,
     ready: AtomicBool,
     shutting_down: AtomicBool,
 }
@@ -63,16 +66,43 @@ impl AppState {
         engine: &str,
     ) -> Arc<Self> {
         let pool = WorkPool::new(config.workers, config.queue);
-        let jobs = Arc::new(JobStore::new(
-            std::time::Duration::from_secs(config.result_ttl_secs),
-            usize::try_from(config.cache_bytes).unwrap_or(usize::MAX),
-        ));
+        // Finished job results share the cache's byte budget; with the cache off they still
+        // need a bound, so they keep the default one.
+        let job_bytes = match config.cache_bytes {
+            0 => Config::default().cache_bytes,
+            n => n,
+        };
+        let ttl = std::time::Duration::from_secs(config.result_ttl_secs);
         // Compatibility-route images (coloured masks) share the result TTL; a quarter of the
-        // result budget bounds them.
+        // results' budget bounds them.
         let images = crate::compat::ImageStore::new(
-            std::time::Duration::from_secs(config.result_ttl_secs),
-            usize::try_from(config.cache_bytes / 4).unwrap_or(usize::MAX),
+            ttl,
+            usize::try_from(job_bytes / 4).unwrap_or(usize::MAX),
         );
+        let memory = || {
+            JobBackend::Memory(Arc::new(JobStore::new(
+                ttl,
+                usize::try_from(job_bytes).unwrap_or(usize::MAX),
+            )))
+        };
+        let jobs = match &config.redis_url {
+            None => memory(),
+            Some(url) => match RedisJobs::new(
+                url.expose(),
+                config.resolved_replica_id(),
+                ttl,
+                config.workers,
+                config.queue,
+            ) {
+                Ok(redis) => JobBackend::Redis(Arc::new(redis)),
+                Err(error) => {
+                    // `Config::validate` parses the URL first, so this is not expected.
+                    tracing::error!(%error, "invalid redis_url; keeping jobs in memory");
+                    memory()
+                }
+            },
+        };
+        let cache = ResultCache::new(config.cache_bytes);
         Arc::new(Self {
             images,
             ready: AtomicBool::new(models.is_empty()),
@@ -83,8 +113,24 @@ impl AppState {
             pool,
             metrics: Metrics::new(engine),
             jobs,
+            cache,
             shutting_down: AtomicBool::new(false),
         })
+    }
+
+    /// Starts background work that needs the async runtime: with Redis, the job dispatcher
+    /// and heartbeat. Called by [`crate::serve`].
+    pub fn start_background(self: &Arc<Self>) {
+        if let JobBackend::Redis(redis) = &self.jobs {
+            RedisJobs::start(self, redis);
+        }
+    }
+
+    pub(crate) fn redis_jobs(&self) -> Option<Arc<RedisJobs>> {
+        match &self.jobs {
+            JobBackend::Redis(redis) => Some(Arc::clone(redis)),
+            JobBackend::Memory(_) => None,
+        }
     }
 
     /// Marks the models loaded and warmed: `/readyz` turns 200.

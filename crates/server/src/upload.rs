@@ -95,8 +95,12 @@ async fn run(
     let filename = image.filename.clone().unwrap_or_else(|| "upload".into());
     let mut render = Render::from_request(None, &mut options)?;
     render.raw_image = false;
+    let key = state
+        .cache
+        .key(task.name(), &options, render.format, &image.bytes);
     let job = task.prepare(options)?;
-    let (executed, ran) = execute_one(state, task.as_ref(), image, job, render, deadline).await?;
+    let (executed, ran, _) =
+        execute_one(state, task.as_ref(), image, job, key, render, deadline).await?;
     let mut json = executed.json.clone();
     json.remove("image");
     let pretty = serde_json::to_string_pretty(&Value::Object(json)).unwrap_or_default();

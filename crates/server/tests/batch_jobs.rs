@@ -173,3 +173,73 @@ async fn job_results_expire_after_the_ttl() {
     assert_eq!((code, error_code(&body)), (404, "not_found"));
     server.shutdown().await;
 }
+
+/// `parse` under another implementation, so the compatibility route can be exercised before
+/// the parsing model lands: same name, the `inspect` work.
+struct FakeParse;
+
+impl percept_server::Task for FakeParse {
+    fn name(&self) -> &str {
+        "parse"
+    }
+    fn summary(&self) -> &str {
+        "inspect, named parse"
+    }
+    fn options(&self) -> &[percept_server::OptionDoc] {
+        &[]
+    }
+    fn prepare(
+        &self,
+        options: percept_server::Options,
+    ) -> Result<percept_server::PreparedJob, percept_server::ApiError> {
+        percept_server::tasks::Inspect.prepare(options)
+    }
+}
+
+#[tokio::test]
+async fn the_compat_batch_parse_route_maps_onto_v1_batch_parse() {
+    // Without a parse task it answers exactly like /v1/batch/<unknown>.
+    let server = TestServer::start(config()).await;
+    let form = || {
+        Form::new()
+            .part("image", Part::bytes(data("person_astronaut.jpg")))
+            .part("image", Part::bytes(data("none_chelsea.png")))
+    };
+    let (status, compat) = send(client().post(server.url("/batch/parse")).multipart(form())).await;
+    let (_, v1) = send(
+        client()
+            .post(server.url("/v1/batch/parse"))
+            .multipart(form()),
+    )
+    .await;
+    assert_eq!((status, error_code(&compat)), (404, "not_found"));
+    assert!(
+        compat["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no task `parse`"),
+        "{compat}"
+    );
+    assert_eq!(compat, v1);
+    server.shutdown().await;
+
+    // With one, it runs it as a batch.
+    let mut tasks = percept_server::tasks::default_registry();
+    tasks.register(std::sync::Arc::new(FakeParse));
+    let server = TestServer::with_tasks(config(), tasks).await;
+    let (status, body) = send(client().post(server.url("/batch/parse")).multipart(form())).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["task"].as_str(), body["count"].as_u64()),
+        (Some("parse"), Some(2))
+    );
+    assert_eq!(body["results"][1]["result"]["width"], 451);
+    let (_, v1) = send(
+        client()
+            .post(server.url("/v1/batch/parse"))
+            .multipart(form()),
+    )
+    .await;
+    assert_eq!(body, v1);
+    server.shutdown().await;
+}

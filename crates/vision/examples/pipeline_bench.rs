@@ -4,11 +4,15 @@
 //!
 //! `cargo run -p percept-vision --example pipeline_bench -- holistic photo.jpg 1280x720 30`
 //! `cargo run -p percept-vision --example pipeline_bench -- parse photo.jpg 512x512 30`
+//!
+//! `PERCEPT_ENGINE=tract|ort|auto` picks the engine (default auto: ONNX Runtime when
+//! `scripts/fetch-ort` has put its library in `.ort/`).
 
 use std::path::Path;
 use std::time::Instant;
 
 use image::{RgbImage, imageops};
+use percept_vision::percept_infer::{EngineChoice, EngineOptions};
 use percept_vision::{Holistic, HolisticOptions, Models, ParseOptions, Parser};
 
 fn peak_rss_mib() -> f64 {
@@ -49,15 +53,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let image = letterbox(&image::open(photo)?.to_rgb8(), w.parse()?, h.parse()?);
     let runs: usize = runs.parse()?;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    let choice: EngineChoice = std::env::var("PERCEPT_ENGINE")
+        .unwrap_or_else(|_| "auto".into())
+        .parse()?;
+    let load = |names: &[&str]| Models::load_choice(&dir, names, choice, &EngineOptions::default());
     let start = Instant::now();
     let run: Box<dyn Fn() -> Result<usize, Box<dyn std::error::Error>>> = match task.as_str() {
         "holistic" => {
-            let models = Models::load(&dir, &Holistic::MODELS)?;
+            let models = load(&Holistic::MODELS)?;
             let p = Holistic::new(&models)?;
             Box::new(move || Ok(p.run(&image, &HolisticOptions::default())?.landmark_count))
         }
         "parse" => {
-            let models = Models::load(&dir, &Parser::MODELS)?;
+            let models = load(&Parser::MODELS)?;
             let p = Parser::new(&models)?;
             Box::new(move || {
                 Ok(p.parse(&image, &ParseOptions::default())?
@@ -69,6 +77,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         other => return Err(format!("unknown pipeline {other}").into()),
     };
     let load_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let engine = choice;
     let t = Instant::now();
     let found = run()?;
     let first_ms = t.elapsed().as_secs_f64() * 1000.0;
@@ -81,7 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     times.sort_by(f64::total_cmp);
     let pct = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
     println!(
-        "{{\"pipeline\":\"{task}\",\"size\":\"{size}\",\"found\":{found},\"load_ms\":{load_ms:.1},\"first_call_ms\":{first_ms:.1},\"steady_median_ms\":{:.1},\"steady_p90_ms\":{:.1},\"steady_min_ms\":{:.1},\"peak_rss_mib\":{:.1},\"runs\":{runs}}}",
+        "{{\"pipeline\":\"{task}\",\"engine\":\"{engine:?}\",\"size\":\"{size}\",\"found\":{found},\"load_ms\":{load_ms:.1},\"first_call_ms\":{first_ms:.1},\"steady_median_ms\":{:.1},\"steady_p90_ms\":{:.1},\"steady_min_ms\":{:.1},\"peak_rss_mib\":{:.1},\"runs\":{runs}}}",
         pct(0.5),
         pct(0.9),
         times[0],
