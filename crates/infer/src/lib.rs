@@ -7,7 +7,7 @@
 //!
 //! Two engines implement [`Engine`]: [`TractEngine`] (pure Rust, always there, so the binary
 //! runs anywhere with nothing installed) and [`OrtEngine`] (ONNX Runtime through the `ort` crate,
-//! about twice as fast on percept's models; see BENCHMARKS.md). ONNX Runtime is not linked: the
+//! 1.5–10× faster on percept's models; see BENCHMARKS.md). ONNX Runtime is not linked: the
 //! `ort` crate is built with `load-dynamic` and no default features, so the build downloads
 //! nothing, and `libonnxruntime.so` is opened at start from, in order, `PERCEPT_ORT_DYLIB`,
 //! `./.ort/`, the source tree's `.ort/`, and the executable's folder ([`OrtLocator`]).

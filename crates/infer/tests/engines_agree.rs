@@ -4,6 +4,7 @@
 //! Runtime library (`scripts/fetch-ort`, or `PERCEPT_ORT_DYLIB`); without it these tests say so
 //! loudly and pass, unless `PERCEPT_REQUIRE_ORT=1`, which makes a missing library a failure.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -26,12 +27,18 @@ fn ort_engine() -> Option<OrtEngine> {
         Ok(engine) => Some(engine),
         Err(reason) if required => panic!("PERCEPT_REQUIRE_ORT=1 but ONNX Runtime: {reason}"),
         Err(reason) => {
-            eprintln!(
-                "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-                 !! SKIPPED engines_agree: ONNX Runtime is not available ({reason}).\n\
-                 !! Run scripts/fetch-ort to compare tract with ONNX Runtime.\n\
-                 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-            );
+            // Straight to stderr, not eprintln!: the test harness swallows eprintln! output
+            // of passing tests, and a skipped comparison must be seen.
+            static BANNER: std::sync::Once = std::sync::Once::new();
+            BANNER.call_once(|| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+                     !! SKIPPED engines_agree: ONNX Runtime is not available ({reason}).\n\
+                     !! Run scripts/fetch-ort to compare tract with ONNX Runtime.\n\
+                     !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+                );
+            });
             None
         }
     }
