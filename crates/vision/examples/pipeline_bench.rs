@@ -56,7 +56,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let choice: EngineChoice = std::env::var("PERCEPT_ENGINE")
         .unwrap_or_else(|_| "auto".into())
         .parse()?;
-    let load = |names: &[&str]| Models::load_choice(&dir, names, choice, &EngineOptions::default());
+    // One request alone on the machine may use every core for ONNX Runtime's intra-op pool
+    // (a server with `workers` workers would use cores / workers).
+    let intra: usize = std::env::var("PERCEPT_INTRA_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let options = EngineOptions {
+        intra_threads: intra,
+        ..EngineOptions::default()
+    };
+    let load = |names: &[&str]| Models::load_choice(&dir, names, choice, &options);
     let start = Instant::now();
     let run: Box<dyn Fn() -> Result<usize, Box<dyn std::error::Error>>> = match task.as_str() {
         "holistic" => {
@@ -90,7 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     times.sort_by(f64::total_cmp);
     let pct = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
     println!(
-        "{{\"pipeline\":\"{task}\",\"engine\":\"{engine:?}\",\"size\":\"{size}\",\"found\":{found},\"load_ms\":{load_ms:.1},\"first_call_ms\":{first_ms:.1},\"steady_median_ms\":{:.1},\"steady_p90_ms\":{:.1},\"steady_min_ms\":{:.1},\"peak_rss_mib\":{:.1},\"runs\":{runs}}}",
+        "{{\"pipeline\":\"{task}\",\"engine\":\"{engine:?}\",\"intra_threads\":{intra},\"size\":\"{size}\",\"found\":{found},\"load_ms\":{load_ms:.1},\"first_call_ms\":{first_ms:.1},\"steady_median_ms\":{:.1},\"steady_p90_ms\":{:.1},\"steady_min_ms\":{:.1},\"peak_rss_mib\":{:.1},\"runs\":{runs}}}",
         pct(0.5),
         pct(0.9),
         times[0],
