@@ -80,6 +80,19 @@ impl From<RotatedRect> for Roi {
     }
 }
 
+/// The square around a whole `width` × `height` photo: cropping it into a square input is
+/// MediaPipe's letterbox (a plain bilinear warp with a black border).
+pub(crate) fn whole_image(width: u32, height: u32) -> RotatedRect {
+    let side = width.max(height) as f32;
+    RotatedRect {
+        cx: width as f32 / 2.0,
+        cy: height as f32 / 2.0,
+        width: side,
+        height: side,
+        rotation: 0.0,
+    }
+}
+
 /// Wraps an angle into [-π, π) (MediaPipe's `NormalizeRadians`).
 pub(crate) fn normalize_radians(angle: f32) -> f32 {
     angle - 2.0 * PI * ((angle + PI) / (2.0 * PI)).floor()

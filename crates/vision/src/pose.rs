@@ -5,7 +5,7 @@ use image::RgbImage;
 use percept_infer::manifest::RoiSpec;
 use percept_infer::{Affine, BBox, Models, RotatedRect, sigmoid};
 
-use crate::landmarks::{roi_from_points, rule};
+use crate::landmarks::{roi_from_points, rule, whole_image};
 use crate::runners::{CropLandmarks, LandmarkModel, SsdDetector, output};
 use crate::{Landmark, Result, VisionError};
 
@@ -157,15 +157,7 @@ impl PoseEstimator {
         if w == 0 || h == 0 {
             return Ok(Vec::new());
         }
-        let side = w.max(h) as f32;
-        let whole = RotatedRect {
-            cx: w as f32 / 2.0,
-            cy: h as f32 / 2.0,
-            width: side,
-            height: side,
-            rotation: 0.0,
-        };
-        self.detect_in(image, &whole, min_score)
+        self.detect_in(image, &whole_image(w, h), min_score)
     }
 
     /// People inside a square region of the photo (a crop around a face, for people the

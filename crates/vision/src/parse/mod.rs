@@ -11,6 +11,7 @@ use percept_infer::{Affine, Models, RotatedRect};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::landmarks::whole_image;
 use crate::runners::SsdDetector;
 use crate::topology::FACE_OVAL;
 use crate::{
@@ -249,17 +250,9 @@ impl Parser {
             }
         }
         let (w, h) = image.dimensions();
-        let side = w.max(h) as f32;
-        let whole = RotatedRect {
-            cx: w as f32 / 2.0,
-            cy: h as f32 / 2.0,
-            width: side,
-            height: side,
-            rotation: 0.0,
-        };
         let faces: Vec<percept_infer::BBox> = self
             .faces
-            .detect_in(image, &whole, options.min_score.max(0.5))?
+            .detect_in(image, &whole_image(w, h), options.min_score.max(0.5))?
             .into_iter()
             .map(|d| d.bbox)
             .collect();
