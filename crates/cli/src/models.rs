@@ -21,7 +21,18 @@ fn load(dir: &Path, config: &Config) -> anyhow::Result<Models> {
         max_sessions: Some(config.workers),
         ..EngineOptions::default()
     };
-    let models = Models::load_choice(dir, MODEL_NAMES, config.engine, &options)
+    // A parsing network declared in the manifest (the learned-model slot) is loaded too.
+    let manifest = percept_vision::percept_infer::Manifest::load(dir)
+        .with_context(|| format!("reading {}/manifest.toml (set --models-dir)", dir.display()))?;
+    let mut names: Vec<&str> = MODEL_NAMES.to_vec();
+    names.extend(
+        manifest
+            .models
+            .iter()
+            .filter(|m| m.task == percept_vision::parse::LEARNED_TASK && m.segmentation.is_some())
+            .map(|m| m.name.as_str()),
+    );
+    let models = Models::load_choice(dir, &names, config.engine, &options)
         .with_context(|| format!("loading models from {} (set --models-dir)", dir.display()))?;
     tracing::info!(
         dir = %dir.display(),

@@ -61,6 +61,26 @@ pub struct ModelSpec {
     /// Landmark decoding.
     #[serde(default)]
     pub landmarks: Option<LandmarksSpec>,
+    /// Per-pixel class scores (a human-parsing network in the learned-model slot).
+    #[serde(default)]
+    pub segmentation: Option<SegmentationSpec>,
+}
+
+/// `[model.segmentation]`: a semantic-segmentation network's output and label names.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SegmentationSpec {
+    /// Name of the output holding one score plane per label.
+    pub output: String,
+    /// `NCHW` ([1, labels, h, w]) or `NHWC` ([1, h, w, labels]).
+    #[serde(default = "default_seg_layout")]
+    pub layout: Layout,
+    /// The label of each plane, in order; names from LIP's list map onto LIP's labels, any
+    /// other name counts as background.
+    pub labels: Vec<String>,
+}
+
+fn default_seg_layout() -> Layout {
+    Layout::Nchw
 }
 
 impl ModelSpec {

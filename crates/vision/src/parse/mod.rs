@@ -5,6 +5,7 @@
 mod colour;
 mod geometry;
 mod labels;
+mod learned;
 
 use image::{GrayImage, Luma, Rgb, RgbImage, imageops};
 use percept_infer::{Affine, Models, RotatedRect};
@@ -21,6 +22,8 @@ use colour::{LabImage, SkinModel};
 use geometry::{inside_polygon, polygon_distance, segment_distance};
 use labels::id;
 pub use labels::{LABELS, PaletteEntry, colour as label_colour, palette};
+pub use learned::TASK as LEARNED_TASK;
+use learned::{LearnedLabels, LearnedParser};
 
 /// How the parser runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,8 +125,9 @@ pub struct ParseResult {
     pub width: u32,
     /// Photo height.
     pub height: u32,
-    /// Which parser produced the labels.
-    pub parser: &'static str,
+    /// Which parser produced the labels: `pose-guided`, or `learned:<manifest name>` when the
+    /// manifest declares a parsing network.
+    pub parser: String,
     /// People found, most confident first.
     pub persons: Vec<ParsedPerson>,
     /// Labelled regions, by person then label.
@@ -148,6 +152,8 @@ pub struct Parser {
     /// BlazeFace full-range on the whole photo: people seeds only need faces of ≥ ~12 px, and
     /// at 192² it costs a twentieth of CenterFace's high-recall pass.
     faces: SsdDetector,
+    /// The learned-model slot, when the manifest declares a parsing network.
+    learned: Option<LearnedParser>,
 }
 
 /// Someone found, before labelling.
@@ -173,6 +179,7 @@ impl Parser {
         Ok(Self {
             holistic: Holistic::new(models)?,
             faces: SsdDetector::new(models, Self::MODELS[6])?,
+            learned: LearnedParser::find(models)?,
         })
     }
 
@@ -211,7 +218,11 @@ impl Parser {
             .collect::<Result<_>>()?;
         let seeds: Vec<&'static str> = candidates.iter().map(|c| c.seed).collect();
         let t2 = t0.elapsed();
-        let (labels, evidence, owner) = label_people(work, &people);
+        let learned = match &self.learned {
+            Some(net) => Some(net.label(work)?),
+            None => None,
+        };
+        let (labels, evidence, owner) = label_people(work, &people, learned.as_ref());
         let t3 = t0.elapsed();
         tracing::debug!(?t1, ?t2, ?t3, "parse stages (find, complete, label)");
         let labels = if work.dimensions() == (w, h) {
@@ -223,7 +234,11 @@ impl Parser {
             w as f32 / work.width() as f32,
             h as f32 / work.height() as f32,
         );
-        let result = summarise(
+        let parser = match &self.learned {
+            Some(net) => format!("learned:{}", net.name()),
+            None => "pose-guided".to_string(),
+        };
+        let mut result = summarise(
             &labels,
             &evidence,
             &owner,
@@ -232,6 +247,7 @@ impl Parser {
             &people,
             &seeds,
         );
+        result.parser = parser;
         Ok(Parsed { result, labels })
     }
 
@@ -648,7 +664,11 @@ fn nearest(body: &Body, p: (f32, f32)) -> (f32, Option<Part>, f32) {
 
 /// Labels every person's pixels. Returns the label map (work size), per-pixel evidence, and
 /// the owning person + 1 (0 = nobody).
-fn label_people(image: &RgbImage, people: &[PersonLandmarks]) -> (GrayImage, Vec<f32>, Vec<u8>) {
+fn label_people(
+    image: &RgbImage,
+    people: &[PersonLandmarks],
+    learned: Option<&LearnedLabels>,
+) -> (GrayImage, Vec<f32>, Vec<u8>) {
     let (w, h) = image.dimensions();
     let n = (w * h) as usize;
     let lab = LabImage::new(image);
@@ -696,8 +716,13 @@ fn label_people(image: &RgbImage, people: &[PersonLandmarks]) -> (GrayImage, Vec
                 }
                 let c = (x as f32 + 0.5, y as f32 + 0.5);
                 let skin = body.skin.likelihood(lab.at(x, y));
-                let (part, t) = nearest_part[i];
-                let (label, fit) = label_pixel(body, c, skin, part, t);
+                let (label, fit) = match learned {
+                    Some(net) => (net.labels[i], net.confidence[i]),
+                    None => {
+                        let (part, t) = nearest_part[i];
+                        label_pixel(body, c, skin, part, t)
+                    }
+                };
                 labels.put_pixel(x, y, Luma([label]));
                 evidence[i] = prob[i] * fit;
                 if label == id::BACKGROUND {
@@ -908,7 +933,7 @@ fn summarise(
     ParseResult {
         width: w,
         height: h,
-        parser: "pose-guided",
+        parser: String::new(),
         persons,
         segments,
         palette: palette(),
