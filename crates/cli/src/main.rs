@@ -168,6 +168,35 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// SIGHUP reloads the models (operators' habit from the service percept replaces); a refused
+/// reload is logged and the old models keep serving.
+fn reload_on_sighup(state: std::sync::Arc<AppState>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            Ok(signal) => signal,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; reload by HTTP only");
+                return;
+            }
+        };
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the models");
+            let worker = state.clone();
+            match tokio::task::spawn_blocking(move || worker.reload()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(why)) => {
+                    tracing::warn!(%why, "model reload refused; the old models keep serving")
+                }
+                Err(e) => tracing::error!(error = %e, "model reload panicked"),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    drop(state);
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
@@ -217,9 +246,17 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             "percept {} listening on http://{addr}",
             env!("CARGO_PKG_VERSION")
         );
+        let reload_config = config.clone();
         let state = AppState::new(config, tasks, models, &engine);
         // `load_for_serving` returned only after every model was verified and warmed.
         state.set_ready(true);
+        // POST /v1/admin/reload and SIGHUP load the models afresh with the same settings.
+        state.set_reloader(std::sync::Arc::new(move || {
+            models::load_for_serving(&reload_config)
+                .map(|(tasks, models, _engine)| (tasks, models))
+                .map_err(|e| format!("{e:#}"))
+        }));
+        reload_on_sighup(state.clone());
         percept_server::serve(listener, state, shutdown_signal())
             .await
             .context("serving")

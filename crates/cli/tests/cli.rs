@@ -392,3 +392,107 @@ fn engine_flag_picks_tract_or_ort_and_fails_clearly_without_the_library() {
     );
     server.terminate();
 }
+
+/// A POST with an empty body over a plain socket.
+fn blocking_post(url: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = std::net::TcpStream::connect(host)?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    write!(
+        stream,
+        "POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+#[test]
+fn models_reload_by_http_and_sighup_and_a_bad_model_keeps_the_old_ones() {
+    // A models folder of our own: the shipped files linked, the manifest copied so it can be
+    // broken and mended.
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    let dir = std::env::temp_dir().join(format!("percept-reload-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(&models).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "onnx") {
+            std::os::unix::fs::symlink(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let good = std::fs::read_to_string(models.join("manifest.toml")).unwrap();
+    std::fs::write(dir.join("manifest.toml"), &good).unwrap();
+    let (server, _) = Server::start(|c| {
+        c.args(["--models-dir", dir.to_str().unwrap(), "--engine", "tract"]);
+    });
+    let ready = |server: &Server| -> serde_json::Value {
+        let (status, body) = blocking_get(&format!("{}/readyz", server.url)).unwrap();
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    // Wait for readiness (models warmed), then reload over HTTP.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while blocking_get(&format!("{}/readyz", server.url)).unwrap().0 != 200 {
+        assert!(Instant::now() < deadline, "never ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, body) = blocking_post(&format!("{}/v1/admin/reload", server.url)).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ready(&server)["reloads"], 1);
+
+    // A manifest whose hash does not match a file: refused, the old models keep serving.
+    let pose = "3602a85f32f7f2bf93aaf5bd2d196f73b0657b0d9eff4d7de62bc8089c0dff6d";
+    assert!(
+        good.contains(pose),
+        "test expects face_detection_full_range's hash"
+    );
+    std::fs::write(
+        dir.join("manifest.toml"),
+        good.replace(pose, &"0".repeat(64)),
+    )
+    .unwrap();
+    let (status, body) = blocking_post(&format!("{}/v1/admin/reload", server.url)).unwrap();
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("reload_failed") && body.contains("sha256"),
+        "{body}"
+    );
+    let state = ready(&server);
+    assert_eq!(state["reloads"], 1);
+    assert_eq!(state["models"], 8, "{state}");
+
+    // SIGHUP with the bad manifest: refused too, still serving; mended: reloaded.
+    let hup = |server: &Server| {
+        let pid = server.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    hup(&server);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(ready(&server)["reloads"], 1);
+    std::fs::write(dir.join("manifest.toml"), &good).unwrap();
+    hup(&server);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ready(&server)["reloads"] != 2 {
+        assert!(Instant::now() < deadline, "SIGHUP did not reload");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(server.terminate().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

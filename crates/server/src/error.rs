@@ -33,6 +33,8 @@ pub enum ErrorCode {
     ShuttingDown,
     /// A service percept depends on (the Redis job store) cannot be reached; retry later.
     Unavailable,
+    /// A model reload was refused; the old models keep serving.
+    ReloadFailed,
     /// A bug or an internal failure; details are in the server log, not the response.
     Internal,
 }
@@ -52,7 +54,7 @@ impl ErrorCode {
             ErrorCode::Timeout | ErrorCode::ShuttingDown | ErrorCode::Unavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal | ErrorCode::ReloadFailed => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -71,6 +73,7 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::ReloadFailed => "reload_failed",
             ErrorCode::Internal => "internal",
         }
     }

@@ -522,7 +522,7 @@ async fn load_and_run(
             return Err(Requeue);
         }
     };
-    let Some(task) = state.tasks.get(&task_name) else {
+    let Some(task) = state.tasks().get(&task_name) else {
         return Ok(Some(Err(ApiError::not_found(format!(
             "this replica has no task `{task_name}`"
         )))));

@@ -36,6 +36,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/tasks", get(tasks))
         .route("/openapi.json", get(openapi))
+        .route("/v1/admin/reload", post(admin_reload))
         .route("/v1/{*task}", post(task_route))
         .route("/v1/batch/{*task}", post(batch_route))
         .route("/v1/jobs/{*path}", post(submit_job_route).get(job_route))
@@ -130,7 +131,8 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         "status": if ready { "ok" } else if state.is_shutting_down() { "shutting_down" } else { "loading" },
         "model_loaded": ready,
         "engine": state.engine,
-        "models": state.models.len(),
+        "models": state.models().len(),
+        "reloads": state.reloads(),
         "workers": state.pool.workers(),
         "queue_capacity": state.pool.capacity(),
         "queued": state.pool.queued(),
@@ -157,12 +159,12 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn models(State(state): State<Arc<AppState>>) -> Json<Value> {
-    Json(json!({"engine": state.engine, "models": state.models}))
+    Json(json!({"engine": state.engine, "models": *state.models()}))
 }
 
 async fn tasks(State(state): State<Arc<AppState>>) -> Json<Value> {
     let tasks: Vec<Value> = state
-        .tasks
+        .tasks()
         .iter()
         .map(|t| json!({"name": t.name(), "summary": t.summary(), "options": t.options()}))
         .collect();
@@ -170,7 +172,7 @@ async fn tasks(State(state): State<Arc<AppState>>) -> Json<Value> {
 }
 
 async fn openapi(State(state): State<Arc<AppState>>) -> Response {
-    match crate::openapi::document(&state.tasks).to_json() {
+    match crate::openapi::document(&state.tasks()).to_json() {
         Ok(text) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
         Err(e) => ApiError::internal(e).into_response(),
     }
@@ -181,6 +183,20 @@ enum Kind {
     Single,
     Batch,
     Job,
+}
+
+/// `POST /v1/admin/reload`: re-reads the manifest and swaps the models in (behind the API key
+/// when one is set, like every route but health). In-flight requests finish on the old models.
+async fn admin_reload(State(state): State<Arc<AppState>>) -> Response {
+    let worker = state.clone();
+    match tokio::task::spawn_blocking(move || worker.reload()).await {
+        Ok(Ok(report)) => Json(json!({"status": "reloaded", "engine": state.engine, "models": report.models, "tasks": report.tasks, "ms": report.ms})).into_response(),
+        Ok(Err(why)) => {
+            tracing::warn!(%why, "model reload refused; the old models keep serving");
+            ApiError::new(ErrorCode::ReloadFailed, format!("reload refused, the old models keep serving: {why}")).into_response()
+        }
+        Err(e) => ApiError::internal(e).into_response(),
+    }
 }
 
 async fn task_route(
@@ -233,10 +249,10 @@ async fn batch_parse(State(state): State<Arc<AppState>>, request: Request) -> Re
 
 async fn dispatch(state: Arc<AppState>, kind: Kind, name: String, request: Request) -> Response {
     let arrived = Instant::now();
-    let Some(task) = state.tasks.get(&name) else {
+    let Some(task) = state.tasks().get(&name) else {
         let error = ApiError::not_found(format!(
             "no task `{name}`; tasks: {}",
-            state.tasks.names().join(", ")
+            state.tasks().names().join(", ")
         ));
         state
             .metrics

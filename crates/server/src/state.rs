@@ -1,5 +1,6 @@
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Instant;
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -27,14 +28,36 @@ pub struct ModelInfo {
     pub labels: Vec<String>,
 }
 
+/// Re-reads the manifest and loads, verifies and warms the models into a fresh registry;
+/// the error says why the new models were refused.
+pub type Reloader = dyn Fn() -> Result<(TaskRegistry, Vec<ModelInfo>), String> + Send + Sync;
+
+/// What a successful reload swapped in.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReloadReport {
+    /// Models now loaded.
+    pub models: Vec<String>,
+    /// Tasks now served.
+    pub tasks: Vec<String>,
+    /// Time to load, verify and warm them, in milliseconds.
+    pub ms: u64,
+}
+
 /// Everything the handlers share. Built once at start; cloned as an `Arc`.
 pub struct AppState {
     /// The resolved configuration.
     pub config: Arc<Config>,
-    /// Tasks served under `/v1/`.
-    pub tasks: TaskRegistry,
-    /// Loaded models.
-    pub models: Vec<ModelInfo>,
+    /// Tasks served under `/v1/`; swapped whole by a model reload, while requests that already
+    /// hold the old registry finish on it.
+    tasks: RwLock<Arc<TaskRegistry>>,
+    /// Loaded models, swapped with the tasks.
+    models: RwLock<Arc<Vec<ModelInfo>>>,
+    /// Builds a fresh registry from the models on disk (set by the binary).
+    reloader: RwLock<Option<Arc<Reloader>>>,
+    /// One reload at a time.
+    reloading: Mutex<()>,
+    /// Successful reloads since start.
+    reload_count: std::sync::atomic::AtomicU64,
     /// Inference engine in use (`none` while no model is loaded).
     pub engine: String,
     pub(crate) pool: WorkPool,
@@ -107,8 +130,11 @@ impl AppState {
             images,
             ready: AtomicBool::new(models.is_empty()),
             config: Arc::new(config),
-            tasks,
-            models,
+            tasks: RwLock::new(Arc::new(tasks)),
+            models: RwLock::new(Arc::new(models)),
+            reloader: RwLock::new(None),
+            reloading: Mutex::new(()),
+            reload_count: std::sync::atomic::AtomicU64::new(0),
             engine: engine.to_string(),
             pool,
             metrics: Metrics::new(engine),
@@ -131,6 +157,65 @@ impl AppState {
             JobBackend::Redis(redis) => Some(Arc::clone(redis)),
             JobBackend::Memory(_) => None,
         }
+    }
+
+    /// The tasks served now. Hold the `Arc` for a request's whole life: a reload swaps in a new
+    /// registry and the request finishes on the models it started with.
+    pub fn tasks(&self) -> Arc<TaskRegistry> {
+        self.tasks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The models loaded now.
+    pub fn models(&self) -> Arc<Vec<ModelInfo>> {
+        self.models
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Successful model reloads since start (`/readyz` shows it).
+    pub fn reloads(&self) -> u64 {
+        self.reload_count.load(Ordering::SeqCst)
+    }
+
+    /// Installs what `POST /v1/admin/reload` and SIGHUP run.
+    pub fn set_reloader(&self, reloader: Arc<Reloader>) {
+        *self
+            .reloader
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(reloader);
+    }
+
+    /// Loads the models afresh and swaps them in atomically; on any failure the old models
+    /// stay and the error says why. Blocking: call it off the async threads.
+    pub fn reload(&self) -> Result<ReloadReport, String> {
+        let _one = self
+            .reloading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let reloader = self
+            .reloader
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| "this server was started without models to reload".to_string())?;
+        let started = Instant::now();
+        let (tasks, models) = reloader()?;
+        let report = ReloadReport {
+            models: models.iter().map(|m| m.name.clone()).collect(),
+            tasks: tasks.names(),
+            ms: started.elapsed().as_millis() as u64,
+        };
+        *self.models.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(models);
+        *self.tasks.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(tasks);
+        // Results computed by the old models must not be served for the new ones.
+        self.cache.clear();
+        self.reload_count.fetch_add(1, Ordering::SeqCst);
+        tracing::info!(models = ?report.models, ms = report.ms, "models reloaded");
+        Ok(report)
     }
 
     /// Marks the models loaded and warmed: `/readyz` turns 200.

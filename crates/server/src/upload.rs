@@ -83,10 +83,10 @@ async fn run(
             )));
         }
     };
-    let task = state.tasks.get(&name).ok_or_else(|| {
+    let task = state.tasks().get(&name).ok_or_else(|| {
         ApiError::not_found(format!(
             "no task `{name}`; tasks: {}",
-            state.tasks.names().join(", ")
+            state.tasks().names().join(", ")
         ))
     })?;
     let [image] = <[_; 1]>::try_from(input.images).map_err(|images: Vec<_>| {
