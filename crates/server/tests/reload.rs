@@ -116,6 +116,13 @@ async fn reload_swaps_refuses_and_lets_running_requests_finish() {
     assert_eq!(body["tasks"].as_array().unwrap().len(), 1, "{body}");
     let (_, ready) = send(client.get(server.url("/readyz"))).await;
     assert_eq!(ready["reloads"], 1, "{ready}");
+    let (_, api) = send(client.get(server.url("/openapi.json"))).await;
+    for path in ["/v1/admin/reload", "/api/parse", "/predict", "/batch/parse"] {
+        assert!(
+            api["paths"].get(path).is_some(),
+            "{path} missing from /openapi.json"
+        );
+    }
     server.shutdown().await;
 }
 
