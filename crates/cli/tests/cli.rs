@@ -92,16 +92,26 @@ impl Drop for Server {
 
 /// A minimal HTTP/1.1 GET over a plain socket, so this test needs no async runtime.
 fn blocking_get(url: &str) -> std::io::Result<(u16, String)> {
+    blocking_request("GET", url)
+}
+
+/// A POST with an empty body, likewise.
+fn blocking_post(url: &str) -> std::io::Result<(u16, String)> {
+    blocking_request("POST", url)
+}
+
+fn blocking_request(method: &str, url: &str) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest
         .split_once('/')
         .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
     let mut stream = std::net::TcpStream::connect(host)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    // A reload loads and warms every model: allow it a minute.
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
@@ -391,30 +401,6 @@ fn engine_flag_picks_tract_or_ort_and_fails_clearly_without_the_library() {
         "{metrics}"
     );
     server.terminate();
-}
-
-/// A POST with an empty body over a plain socket.
-fn blocking_post(url: &str) -> std::io::Result<(u16, String)> {
-    use std::io::{Read, Write};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut stream = std::net::TcpStream::connect(host)?;
-    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    write!(
-        stream,
-        "POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
 }
 
 #[test]

@@ -219,14 +219,7 @@ async fn corpus_of_bad_inputs() {
         );
     }
 
-    let metrics = client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&server).await;
     assert!(
         metrics.contains("percept_requests_total{task=\"inspect\",status=\"400\"}"),
         "{metrics}"

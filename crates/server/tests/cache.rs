@@ -101,14 +101,7 @@ async fn identical_requests_are_served_from_the_cache() {
     assert_eq!(status, 200, "a cached job is done at once");
     assert_eq!(result, single);
 
-    let metrics = client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&server).await;
     assert_eq!(metric(&metrics, "percept_cache_hits_total"), 5.0);
     assert_eq!(metric(&metrics, "percept_cache_misses_total"), 5.0);
     assert!(metric(&metrics, "percept_cache_bytes") > 10_000.0);
@@ -128,14 +121,7 @@ async fn a_zero_budget_turns_the_cache_off() {
         let (status, cache, _) = post(&client, &url, data("person_hopper.jpg")).await;
         assert_eq!((status, cache), (200, None));
     }
-    let metrics = client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&server).await;
     assert_eq!(metric(&metrics, "percept_cache_hits_total"), 0.0);
     assert_eq!(metric(&metrics, "percept_cache_bytes"), 0.0);
     server.shutdown().await;

@@ -389,14 +389,7 @@ async fn every_dashboard_metric_is_exported() {
             .unwrap();
         assert_eq!(response.status(), status);
     }
-    let scrape = client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scrape = metrics_text(&server).await;
     let exported = exported_names(&scrape);
     let mut queried = std::collections::BTreeSet::new();
     for panel in dashboard["panels"].as_array().unwrap() {

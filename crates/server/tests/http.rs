@@ -112,14 +112,7 @@ async fn timing_headers_and_metrics() {
         "{timing}"
     );
 
-    let metrics = client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&server).await;
     for needle in [
         "percept_requests_total{task=\"inspect\",status=\"200\"} 1",
         "percept_request_duration_seconds_count{task=\"inspect\"} 1",

@@ -79,14 +79,7 @@ async fn a_full_queue_answers_429_never_5xx() {
     );
     let (status, _) = send(client.get(server.url("/healthz"))).await;
     assert_eq!(status, 200);
-    let metrics = client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&server).await;
     assert!(
         metrics.contains(&format!(
             "percept_rejections_total{{reason=\"queue_full\"}} {rejected}"
@@ -175,14 +168,7 @@ async fn a_panicking_task_is_500_and_the_worker_lives_on() {
         .await;
         assert_eq!(status, 200);
     }
-    let metrics = client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&server).await;
     assert!(metrics.contains("percept_panics_total 3"), "{metrics}");
     server.shutdown().await;
 }

@@ -46,14 +46,7 @@ async fn reload_swaps_refuses_and_lets_running_requests_finish() {
     // Wait until it is on a worker, then reload under it.
     let started = std::time::Instant::now();
     loop {
-        let metrics = client
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = metrics_text(&server).await;
         if metrics
             .lines()
             .any(|l| l.starts_with("percept_in_flight ") && !l.ends_with(" 0"))

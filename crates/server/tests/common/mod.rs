@@ -113,3 +113,15 @@ pub fn model_registry() -> TaskRegistry {
     });
     percept_server::tasks::registry_with_models(models).unwrap()
 }
+
+/// The server's `/metrics` text.
+pub async fn metrics_text(server: &TestServer) -> String {
+    client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
