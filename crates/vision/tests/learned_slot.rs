@@ -17,28 +17,11 @@ fn root() -> PathBuf {
 const FIXTURE: &str = "parsing_fixture";
 // The fixture's planes carry LIP's names in LIP's order, except plane 5, which is named
 // "sweater": a name LIP does not have, so it must count as background.
-const LABELS: [&str; 20] = [
-    "background",
-    "hat",
-    "hair",
-    "glove",
-    "sunglasses",
-    "sweater",
-    "dress",
-    "coat",
-    "socks",
-    "pants",
-    "jumpsuits",
-    "scarf",
-    "skirt",
-    "face",
-    "left_arm",
-    "right_arm",
-    "left_leg",
-    "right_leg",
-    "left_shoe",
-    "right_shoe",
-];
+fn fixture_labels() -> Vec<&'static str> {
+    let mut labels = percept_vision::parse::LABELS.to_vec();
+    labels[5] = "sweater";
+    labels
+}
 
 /// A models folder: the shipped models (linked) plus the fixture declared in the manifest.
 fn models_dir() -> PathBuf {
@@ -67,7 +50,10 @@ fn models_dir() -> PathBuf {
             .unwrap()
             .to_string()
     };
-    let labels: Vec<String> = LABELS.iter().map(|l| format!("\"{l}\"")).collect();
+    let labels: Vec<String> = fixture_labels()
+        .iter()
+        .map(|l| format!("\"{l}\""))
+        .collect();
     let mut manifest = std::fs::read_to_string(root().join("models/manifest.toml")).unwrap();
     // [[model]] tables must come before the [[roi]] ones only for readability; TOML accepts
     // them anywhere, so the entry is appended.

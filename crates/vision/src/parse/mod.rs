@@ -150,7 +150,8 @@ pub struct Parsed {
 pub struct Parser {
     holistic: Holistic,
     /// BlazeFace full-range on the whole photo: people seeds only need faces of ≥ ~12 px, and
-    /// at 192² it costs a twentieth of CenterFace's high-recall pass.
+    /// at 192² it runs 13× (tract) to 21× (ONNX Runtime) faster than CenterFace at 640²
+    /// (BENCHMARKS.md, "Model engines").
     faces: SsdDetector,
     /// The learned-model slot, when the manifest declares a parsing network.
     learned: Option<LearnedParser>,
