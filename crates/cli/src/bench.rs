@@ -1,6 +1,7 @@
 //! `percept bench`: times each model on each available engine (tract, ONNX Runtime), one
 //! intra-op thread, on a real photo fitted to the model's input, so engines can be compared on
 //! the same inputs (DESIGN §4). Results go to the terminal as a table and optionally to CSV.
+//! With `--task`, times a task's whole pipeline instead (see `bench_task`).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -16,21 +17,41 @@ use percept_vision::percept_infer::{
     select_engine,
 };
 
-/// `percept bench [--engine …] [--models a,b] [--runs N] [--csv out.csv]`.
+/// `percept bench [--engine …] [--models a,b] [--runs N] [--csv out.csv]`, or
+/// `percept bench --task anonymize --images a.jpg,b.jpg [-O detector=fast] [--json out.json]`.
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
-    /// Only this engine (`auto` = the one `serve` would pick) [default: every available one].
+    /// Only this engine (`auto` = the one `serve` would pick) [default: every available one;
+    /// with --task: auto].
     #[arg(long, env = "PERCEPT_ENGINE")]
-    engine: Option<EngineChoice>,
+    pub(crate) engine: Option<EngineChoice>,
+    /// ONNX Runtime threads per model run (with --task; the model timings always use 1).
+    #[arg(long, env = "PERCEPT_INTRA_THREADS", default_value_t = 1)]
+    pub(crate) intra_threads: usize,
     /// Comma-separated model names from the manifest [default: all].
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', conflicts_with = "task")]
     models: Vec<String>,
-    /// Timed runs per model and engine.
+    /// Time this task end to end (decode → task → JPEG encode) on --images instead of models.
+    #[arg(long, requires = "images")]
+    task: Option<String>,
+    /// Comma-separated photos for --task, each read into memory before timing.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) images: Vec<PathBuf>,
+    /// A task option as key=value (repeatable), as in the HTTP query string (with --task).
+    #[arg(long = "option", short = 'O', value_name = "KEY=VALUE")]
+    pub(crate) options: Vec<String>,
+    /// JPEG quality of the result image (with --task).
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub(crate) quality: u8,
+    /// Write every timing and the task's answers as JSON (with --task).
+    #[arg(long)]
+    pub(crate) json: Option<PathBuf>,
+    /// Timed runs per model and engine (per photo with --task).
     #[arg(long, default_value_t = 50)]
-    runs: usize,
+    pub(crate) runs: usize,
     /// Untimed runs first, after the load's own warm-up run.
     #[arg(long, default_value_t = 5)]
-    warmup: usize,
+    pub(crate) warmup: usize,
     /// The photo fitted (letterboxed) to each model's input [default: the source tree's
     /// tests/data/person_astronaut.jpg].
     #[arg(long)]
@@ -40,7 +61,7 @@ pub(crate) struct BenchArgs {
     csv: Option<PathBuf>,
     /// Folder with manifest.toml [default: ./models, else the source tree's models/].
     #[arg(long, env = "PERCEPT_MODELS_DIR")]
-    models_dir: Option<PathBuf>,
+    pub(crate) models_dir: Option<PathBuf>,
 }
 
 struct Row {
@@ -72,7 +93,7 @@ fn engines(choice: Option<EngineChoice>) -> anyhow::Result<Vec<Arc<dyn Engine>>>
     Ok(list)
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -111,6 +132,9 @@ fn time_model(
 pub(crate) fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     if args.runs == 0 {
         anyhow::bail!("--runs must be at least 1");
+    }
+    if let Some(task) = &args.task {
+        return crate::bench_task::bench_task(args, task);
     }
     let config = Config {
         models_dir: args.models_dir.clone(),
@@ -167,14 +191,19 @@ pub(crate) fn bench(args: &BenchArgs) -> anyhow::Result<()> {
 
     print!("{}", table(&rows, args.runs));
     if let Some(path) = &args.csv {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        std::fs::write(path, csv(&rows, args.runs))
-            .with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("percept bench: wrote {}", path.display());
+        write_file(path, &csv(&rows, args.runs))?;
     }
+    Ok(())
+}
+
+/// Writes a report, creating its folder.
+pub(crate) fn write_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("percept bench: wrote {}", path.display());
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 
 mod batch;
 mod bench;
+mod bench_task;
 mod charts;
 mod load;
 mod models;
@@ -48,7 +49,8 @@ enum Command {
     Load(load::LoadArgs),
     /// List the models in the manifest; with --verify, check every file's sha256.
     Models(models::ModelsArgs),
-    /// Time every model on each available engine (tract, ONNX Runtime) on a real photo.
+    /// Time every model on each available engine (tract, ONNX Runtime) on a real photo, or
+    /// with --task a task end to end (decode → task → encode) on photos.
     Bench(bench::BenchArgs),
 }
 
@@ -95,6 +97,10 @@ pub(crate) struct ServeArgs {
     /// scripts/fetch-ort and PERCEPT_ORT_DYLIB, else tract), `tract` or `ort` [default: auto].
     #[arg(long, env = "PERCEPT_ENGINE")]
     engine: Option<EngineChoice>,
+    /// Threads one ONNX Runtime model run may use; `workers × intra_threads ≈ cores` lowers
+    /// a single request's latency at some cost in throughput [default: 1].
+    #[arg(long, env = "PERCEPT_INTRA_THREADS")]
+    intra_threads: Option<usize>,
     /// Result cache budget in bytes; 0 turns the cache off [default: 268435456 = 256 MiB].
     #[arg(long, env = "PERCEPT_CACHE_BYTES")]
     cache_bytes: Option<u64>,
@@ -129,7 +135,8 @@ impl ServeArgs {
             max_pixels,
             max_side,
             max_parts,
-            engine
+            engine,
+            intra_threads
         );
         apply!(cache_bytes, result_ttl_secs);
         if let Some(url) = &self.redis_url {

@@ -19,6 +19,7 @@ fn load(dir: &Path, config: &Config) -> anyhow::Result<Models> {
     let options = EngineOptions {
         // One session per worker lets every worker run the same model at once.
         max_sessions: Some(config.workers),
+        intra_threads: config.intra_threads,
         ..EngineOptions::default()
     };
     // A parsing network declared in the manifest (the learned-model slot) is loaded too.

@@ -46,8 +46,21 @@ pub fn encode(image: &RgbImage, format: OutputFormat) -> Result<Vec<u8>, CoreErr
         )
         .write_image(image.as_raw(), w, h, ExtendedColorType::Rgb8),
         OutputFormat::Jpeg { quality } => {
-            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
-                .write_image(image.as_raw(), w, h, ExtendedColorType::Rgb8)
+            let quality = quality.clamp(1, 100);
+            match (u16::try_from(w), u16::try_from(h)) {
+                (Ok(w16), Ok(h16)) => {
+                    return jpeg_encoder::Encoder::new(&mut out, quality)
+                        .encode(image.as_raw(), w16, h16, jpeg_encoder::ColorType::Rgb)
+                        .map(|()| out)
+                        .map_err(|e| CoreError::Encode {
+                            format: "jpeg",
+                            detail: e.to_string(),
+                        });
+                }
+                // JPEG's own limit is 65 535 per side; let `image` give the error.
+                _ => image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+                    .write_image(image.as_raw(), w, h, ExtendedColorType::Rgb8),
+            }
         }
     };
     result.map_err(|e| CoreError::Encode {
@@ -58,4 +71,29 @@ pub fn encode(image: &RgbImage, format: OutputFormat) -> Result<Vec<u8>, CoreErr
         detail: e.to_string(),
     })?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jpeg_round_trips_without_metadata() {
+        let img = RgbImage::from_fn(321, 123, |x, y| {
+            image::Rgb([(x % 256) as u8, (y * 2 % 256) as u8, ((x + y) % 256) as u8])
+        });
+        let bytes = encode(&img, OutputFormat::Jpeg { quality: 90 }).unwrap();
+        assert_eq!(&bytes[..2], &[0xFF, 0xD8]);
+        assert!(!bytes.windows(4).any(|w| w == b"Exif"), "no EXIF block");
+        let back = image::load_from_memory(&bytes).unwrap().to_rgb8();
+        assert_eq!(back.dimensions(), img.dimensions());
+        let diff: u64 = img
+            .as_raw()
+            .iter()
+            .zip(back.as_raw())
+            .map(|(a, b)| u64::from(a.abs_diff(*b)))
+            .sum();
+        let mean = diff as f64 / img.as_raw().len() as f64;
+        assert!(mean < 4.0, "mean error {mean}");
+    }
 }

@@ -46,6 +46,10 @@ pub struct Config {
     /// Inference engine: `auto` (ONNX Runtime when its library is found and loads, else
     /// tract), `tract` or `ort` (an error when the library is missing).
     pub engine: EngineChoice,
+    /// Threads one ONNX Runtime model run may use. 1 (the default) suits a busy server, whose
+    /// workers already keep every core busy; `workers × intra_threads ≈ cores` trades
+    /// throughput for the latency of a single request. tract always runs on one thread.
+    pub intra_threads: usize,
 }
 
 /// A string that never appears in logs or `Debug` output.
@@ -98,6 +102,7 @@ impl Default for Config {
             api_key: None,
             models_dir: None,
             engine: EngineChoice::Auto,
+            intra_threads: 1,
             redis_url: None,
             replica_id: None,
         }
@@ -161,6 +166,9 @@ impl Config {
         }
         if self.max_parts == 0 {
             return bad("max_parts must be positive");
+        }
+        if self.intra_threads == 0 || self.intra_threads > 256 {
+            return bad("intra_threads must be 1..=256");
         }
         if let Some(url) = &self.redis_url
             && redis::Client::open(url.expose()).is_err()

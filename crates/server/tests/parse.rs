@@ -124,12 +124,7 @@ async fn legs_are_the_persons_own_and_groups_are_counted() {
         let expected = people[name]["count"].as_u64().unwrap();
         let found = body["person_count"].as_u64().unwrap();
         eprintln!("{name}: {found} of {expected} people");
-        // Known gap (see MODELS.md): seated and overlapping people are sometimes missed; at
-        // least all but one must be found, and never more than are there.
-        assert!(
-            found + 1 >= expected && found <= expected,
-            "{name}: {found} of {expected}"
-        );
+        assert_eq!(found, expected, "{name}: {found} of {expected} people");
         // Every person has a face segment: nobody is a stray limb or a chair.
         for p in body["persons"].as_array().unwrap() {
             let i = p["index"].as_u64().unwrap();

@@ -217,37 +217,62 @@ fn blur_region(image: &mut RgbImage, region: &Region, sigma: f32) {
     if rw == 0 || rh == 0 {
         return;
     }
-    let mut buf = vec![0.0f32; rw * rh * 3];
+    // A Gaussian of σ leaves no detail finer than ~σ/4, so it runs on a copy shrunk by that
+    // factor (block means) and is sampled back up bilinearly: the cost then stops growing with
+    // the face (a 1400 px face on a 12 MP photo took 0.6 s at full size).
+    let k = ((sigma / 4.0).floor() as usize).max(1);
+    let (sw, sh) = (rw.div_ceil(k), rh.div_ceil(k));
+    let mut buf = vec![0.0f32; sw * sh * 3];
+    let mut count = vec![0u32; sw * sh];
     for y in 0..rh {
         for x in 0..rw {
             let p = image.get_pixel(x0 + x as u32, y0 + y as u32).0;
-            let i = (y * rw + x) * 3;
+            let j = (y / k) * sw + x / k;
+            count[j] += 1;
             for c in 0..3 {
-                buf[i + c] = f32::from(p[c]);
+                buf[j * 3 + c] += f32::from(p[c]);
             }
         }
     }
-    let mut tmp = vec![0.0f32; rw.max(rh) * 3];
-    for size in box_sizes(sigma, 3) {
-        let radius = size / 2;
-        for y in 0..rh {
-            box_pass(&mut buf, y * rw * 3, 3, rw, radius, &mut tmp);
-        }
-        for x in 0..rw {
-            box_pass(&mut buf, x * 3, rw * 3, rh, radius, &mut tmp);
+    for (j, &n) in count.iter().enumerate() {
+        let inv = 1.0 / n.max(1) as f32;
+        for c in 0..3 {
+            buf[j * 3 + c] *= inv;
         }
     }
+    let mut tmp = vec![0.0f32; sw.max(sh) * 3];
+    for size in box_sizes(sigma / k as f32, 3) {
+        let radius = size / 2;
+        for y in 0..sh {
+            box_pass(&mut buf, y * sw * 3, 3, sw, radius, &mut tmp);
+        }
+        for x in 0..sw {
+            box_pass(&mut buf, x * 3, sw * 3, sh, radius, &mut tmp);
+        }
+    }
+    // Block centres sit at (i + 0.5)·k − 0.5 in region pixels; k = 1 reads the buffer exactly.
+    let axis = |v: u32, origin: u32, n: usize| -> (usize, usize, f32) {
+        let f = ((v - origin) as f32 + 0.5) / k as f32 - 0.5;
+        let f = f.clamp(0.0, (n - 1) as f32);
+        let i = f.floor() as usize;
+        (i, (i + 1).min(n - 1), f - i as f32)
+    };
     let (mx0, my0, mx1, my1) = region.bounds(0.0, w, h);
     for y in my0..my1 {
+        let (ya, yb, fy) = axis(y, y0, sh);
         for x in mx0..mx1 {
             let a = region.alpha(x, y);
             if a <= 0.0 {
                 continue;
             }
-            let i = (((y - y0) as usize) * rw + (x - x0) as usize) * 3;
+            let (xa, xb, fx) = axis(x, x0, sw);
+            let at = |yy: usize, xx: usize, c: usize| buf[(yy * sw + xx) * 3 + c];
             let px = image.get_pixel_mut(x, y);
             for c in 0..3 {
-                let v = f32::from(px.0[c]) * (1.0 - a) + buf[i + c] * a;
+                let top = at(ya, xa, c) * (1.0 - fx) + at(ya, xb, c) * fx;
+                let bottom = at(yb, xa, c) * (1.0 - fx) + at(yb, xb, c) * fx;
+                let blurred = top * (1.0 - fy) + bottom * fy;
+                let v = f32::from(px.0[c]) * (1.0 - a) + blurred * a;
                 px.0[c] = v.round().clamp(0.0, 255.0) as u8;
             }
         }

@@ -53,7 +53,8 @@ pub struct Face {
     pub bbox: FaceBox,
     /// Confidence in [0, 1].
     pub score: f32,
-    /// Image-left eye, image-right eye, nose, image-left and image-right mouth corners.
+    /// Image-left eye, image-right eye, nose, image-left and image-right mouth corners (the
+    /// `fast` detector has one mouth point, the mouth's centre, in both corners).
     pub landmarks: [Point; 5],
 }
 
@@ -64,16 +65,19 @@ pub struct DetectOptions {
     pub min_score: f32,
     /// Boxes overlapping a better one by more than this IoU are dropped, (0, 1].
     pub nms_iou: f32,
-    /// Photos whose long side is at most this are run whole, at this long side at most
-    /// (multiple of 32, 128..=2048). Larger photos are tiled.
+    /// Photos whose long side is at most this are run whole at their own size (multiple of
+    /// 32, 128..=2048); it is also the side of the whole-photo pass that finds big faces when
+    /// a photo is tiled.
     pub max_single_side: u32,
     /// Smaller photos are upscaled to this long side first, since CenterFace's smallest
     /// reliable face is ~10 px at the input (0 disables; at most `max_single_side`).
     pub min_side: u32,
-    /// Large photos are tiled at no more than this long side, so faces down to ~10 px at that
-    /// scale are still found (≥ `max_single_side`).
+    /// Larger photos are scaled to this long side (never up): faces down to ~10 px at that
+    /// scale are found, so raising it finds smaller faces in big photos at quadratic cost
+    /// (`max_single_side`..=8192).
     pub max_detail_side: u32,
-    /// Tile side for large photos (multiple of 32, 256..=2048).
+    /// The largest pass the model runs at once; a scaled photo larger than this is tiled
+    /// (multiple of 32, 256..=2048).
     pub tile: u32,
 }
 
@@ -84,8 +88,10 @@ impl Default for DetectOptions {
             nms_iou: 0.3,
             max_single_side: 1280,
             min_side: 640,
-            max_detail_side: 2560,
-            tile: 1024,
+            // A 4000×3000 photo runs at 1600×1200: faces from ~25 px, in one pass (BENCHMARKS.md,
+            // "Face anonymisation end to end", measures this against 2560).
+            max_detail_side: 1600,
+            tile: 1600,
         }
     }
 }
@@ -116,8 +122,11 @@ impl DetectOptions {
                 self.min_side, self.max_single_side
             ));
         }
-        if self.max_detail_side < self.max_single_side {
-            return bad("max_detail_side must be at least max_single_side".into());
+        if self.max_detail_side < self.max_single_side || self.max_detail_side > 8192 {
+            return bad(format!(
+                "max_detail_side must be in {}..=8192, got {}",
+                self.max_single_side, self.max_detail_side
+            ));
         }
         if !(256..=2048).contains(&self.tile) || !self.tile.is_multiple_of(32) {
             return bad(format!(
@@ -157,10 +166,13 @@ fn plan_passes(width: u32, height: u32, o: &DetectOptions) -> Vec<Pass> {
         };
         return vec![whole(scale)];
     }
+    let scale = (o.max_detail_side as f32 / long).min(1.0);
+    if long * scale <= o.tile as f32 {
+        return vec![whole(scale)];
+    }
     // Big faces may span tiles, so a downscaled whole-photo pass finds them; the tiles then find
     // the small faces that downscaling would erase.
     let mut passes = vec![whole(o.max_single_side as f32 / long)];
-    let scale = (o.max_detail_side as f32 / long).min(1.0);
     let tile = (o.tile as f32 / scale).floor() as u32;
     // Overlap of a quarter tile: a face up to that size is whole in at least one tile.
     let step = (tile * 3 / 4).max(1);
@@ -348,7 +360,7 @@ fn suppress_contained(dets: Vec<Detection>) -> Vec<Detection> {
     kept
 }
 
-fn to_face(d: Detection, w: u32, h: u32) -> Face {
+pub(crate) fn to_face(d: Detection, w: u32, h: u32) -> Face {
     let (w, h) = (w as f32, h as f32);
     let x1 = d.bbox.x.clamp(0.0, w);
     let y1 = d.bbox.y.clamp(0.0, h);
@@ -391,8 +403,23 @@ mod tests {
     }
 
     #[test]
-    fn large_photos_are_tiled_and_covered() {
+    fn large_photos_run_whole_at_the_detail_side() {
         let o = DetectOptions::default();
+        for ((w, h), scale) in [((4000, 3000), 0.4), ((1920, 1080), 1600.0 / 1920.0)] {
+            let p = plan_passes(w, h, &o);
+            assert_eq!(p.len(), 1, "{w}x{h}");
+            assert_eq!((p[0].width, p[0].height), (w, h));
+            assert!((p[0].scale - scale).abs() < 1e-6, "{w}x{h}");
+        }
+    }
+
+    #[test]
+    fn large_photos_are_tiled_and_covered() {
+        let o = DetectOptions {
+            max_detail_side: 2560,
+            tile: 1024,
+            ..DetectOptions::default()
+        };
         for (w, h) in [(4000, 3000), (1300, 900), (12000, 300)] {
             let p = plan_passes(w, h, &o);
             assert!(p.len() > 1, "{w}x{h}");
@@ -437,6 +464,10 @@ mod tests {
             },
             DetectOptions {
                 min_side: 4096,
+                ..Default::default()
+            },
+            DetectOptions {
+                max_detail_side: 9000,
                 ..Default::default()
             },
         ];

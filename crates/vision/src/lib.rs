@@ -3,6 +3,7 @@
 //! Holistic's graph: pose, hands, face mesh).
 
 mod anonymize;
+mod blazeface;
 mod draw;
 mod error;
 mod face_mesh;
@@ -16,6 +17,7 @@ mod runners;
 pub mod topology;
 
 pub use anonymize::{AnonymizeMode, AnonymizeOptions, anonymize};
+pub use blazeface::FastFaceDetector;
 pub use draw::Canvas;
 pub use error::{Result, VisionError};
 pub use face_mesh::{FaceMesh, FaceMesher};

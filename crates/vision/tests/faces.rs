@@ -7,7 +7,8 @@ use std::sync::OnceLock;
 use image::RgbImage;
 use percept_infer::Models;
 use percept_vision::{
-    AnonymizeMode, AnonymizeOptions, DetectOptions, Face, FaceBox, FaceDetector, anonymize,
+    AnonymizeMode, AnonymizeOptions, DetectOptions, Face, FaceBox, FaceDetector, FastFaceDetector,
+    anonymize,
 };
 use serde::Deserialize;
 
@@ -46,6 +47,14 @@ fn detector() -> &'static FaceDetector {
     DETECTOR.get_or_init(|| {
         let models = Models::load(root().join("models"), &[FaceDetector::MODEL]).unwrap();
         FaceDetector::new(&models).unwrap()
+    })
+}
+
+fn fast_detector() -> &'static FastFaceDetector {
+    static DETECTOR: OnceLock<FastFaceDetector> = OnceLock::new();
+    DETECTOR.get_or_init(|| {
+        let models = Models::load(root().join("models"), &[FastFaceDetector::MODEL]).unwrap();
+        FastFaceDetector::new(&models).unwrap()
     })
 }
 
@@ -123,6 +132,67 @@ fn finds_every_labelled_face_and_nothing_else() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The `fast` mode is MediaPipe's own full-range detector: it must find at least what
+/// MediaPipe 0.10.21's `FaceDetection(model_selection=1)` finds on these photos (18 of the 19
+/// labelled faces at IoU ≥ 0.3, no false positive: BENCHMARKS.md, "Face detection peers"),
+/// and its points must sit inside their boxes.
+#[test]
+fn fast_mode_finds_what_mediapipe_finds() {
+    const MEDIAPIPE_FOUND: usize = 18;
+    let (mut found, mut labelled, mut false_pos) = (0, 0, Vec::new());
+    for (name, label) in labels() {
+        let img = photo(&name);
+        let faces = fast_detector()
+            .detect(&img, &DetectOptions::default())
+            .unwrap();
+        let hit = label
+            .faces
+            .iter()
+            .filter(|l| faces.iter().any(|f| f.bbox.iou(&l.face_box()) >= MATCH_IOU))
+            .count();
+        println!(
+            "{name}: {hit}/{} found, {} detections",
+            label.faces.len(),
+            faces.len()
+        );
+        found += hit;
+        labelled += label.faces.len();
+        false_pos.extend(
+            faces
+                .iter()
+                .filter(|f| {
+                    label
+                        .faces
+                        .iter()
+                        .all(|l| f.bbox.iou(&l.face_box()) < MATCH_IOU)
+                })
+                .map(|f| format!("{name}: {f:?}")),
+        );
+        for f in &faces {
+            assert!(f.score >= 0.5 && f.score <= 1.0, "{name}: {f:?}");
+            for p in &f.landmarks[..4] {
+                let (cx, cy) = (
+                    f.bbox.x + f.bbox.width / 2.0,
+                    f.bbox.y + f.bbox.height / 2.0,
+                );
+                assert!(
+                    (p.x - cx).abs() <= f.bbox.width && (p.y - cy).abs() <= f.bbox.height,
+                    "{name}: a point far outside its face: {f:?}"
+                );
+            }
+            assert!(
+                f.landmarks[0].x <= f.landmarks[1].x,
+                "{name}: eyes unordered"
+            );
+        }
+    }
+    assert!(
+        found >= MEDIAPIPE_FOUND,
+        "fast mode found {found}/{labelled}, MediaPipe finds {MEDIAPIPE_FOUND}"
+    );
+    assert!(false_pos.is_empty(), "{false_pos:#?}");
 }
 
 fn mean_abs_diff(a: &RgbImage, b: &RgbImage, bx: &LabelBox, shrink: f32) -> f32 {

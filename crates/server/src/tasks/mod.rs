@@ -44,7 +44,8 @@ pub const MODEL_NAMES: &[&str] = &[
     percept_vision::Holistic::MODELS[3],
     percept_vision::Holistic::MODELS[4],
     percept_vision::Holistic::MODELS[5],
-    percept_vision::Parser::MODELS[6],
+    // BlazeFace full range: the parser's face seeds and anonymize's `fast` detector.
+    percept_vision::FastFaceDetector::MODEL,
 ];
 
 /// The tasks that need models, by route name.
@@ -56,8 +57,9 @@ pub fn registry_with_models(
     models: &percept_vision::Models,
 ) -> Result<TaskRegistry, percept_vision::VisionError> {
     let mut registry = default_registry();
-    let detector = Arc::new(percept_vision::FaceDetector::new(models)?);
-    registry.register(Arc::new(Anonymize::new(detector)));
+    let accurate = Arc::new(percept_vision::FaceDetector::new(models)?);
+    let fast = Arc::new(percept_vision::FastFaceDetector::new(models)?);
+    registry.register(Arc::new(Anonymize::new(accurate, fast)));
     let holistic = Arc::new(percept_vision::Holistic::new(models)?);
     registry.register(Arc::new(Holistic::new(holistic)));
     let parser = Arc::new(percept_vision::Parser::new(models)?);

@@ -172,7 +172,7 @@ impl Parser {
         Holistic::MODELS[3],
         Holistic::MODELS[4],
         Holistic::MODELS[5],
-        "face_detection_full_range",
+        crate::FastFaceDetector::MODEL,
     ];
 
     /// Builds it on loaded models.
@@ -273,7 +273,7 @@ impl Parser {
             .into_iter()
             .map(|d| d.bbox)
             .collect();
-        for b in &faces {
+        for (i, b) in faces.iter().enumerate() {
             let size = b.width.max(b.height);
             let centre = (b.x + b.width / 2.0, b.y + b.height / 2.0);
             let explained = found.iter().any(|c| {
@@ -283,6 +283,9 @@ impl Parser {
             if explained || size < 12.0 {
                 continue;
             }
+            // The pose detector anchors on heads: around this face it would lock onto a
+            // neighbour whose body it sees better, so the other faces are greyed out first.
+            let image = &hide_faces(image, &faces, i);
             // A person stands or sits below their face: squares of ~7 face heights around
             // the body, then a tighter one for people cut by the frame or by their neighbours.
             // The face already says someone is there, so the detector's bar is lower.
@@ -384,6 +387,27 @@ impl Parser {
     }
 }
 
+/// A copy of `image` with every face but `keep` painted mid-grey (boxes grown by a quarter).
+fn hide_faces(image: &RgbImage, faces: &[percept_infer::BBox], keep: usize) -> RgbImage {
+    let mut out = image.clone();
+    let (w, h) = image.dimensions();
+    for (i, f) in faces.iter().enumerate() {
+        if i == keep {
+            continue;
+        }
+        let (gx, gy) = (0.125 * f.width, 0.125 * f.height);
+        let clip = |v: f32, max: u32| v.clamp(0.0, max as f32) as u32;
+        let (x0, x1) = (clip(f.x - gx, w), clip(f.x + f.width + gx, w));
+        let (y0, y1) = (clip(f.y - gy, h), clip(f.y + f.height + gy, h));
+        for y in y0..y1 {
+            for x in x0..x1 {
+                out.put_pixel(x, y, image::Rgb([128, 128, 128]));
+            }
+        }
+    }
+    out
+}
+
 /// A head size from the pose: ear to ear, or a multiple of the eye distance when an ear is
 /// hidden.
 fn head_size(lms: &[Landmark]) -> f32 {
@@ -478,11 +502,19 @@ fn build_body<'a>(
     bone(16, 20, 0.2, Part::RightHand, &mut bones);
     bone(16, 18, 0.2, Part::RightHand, &mut bones);
     // The lower body only when hips and knees are really in the photo: hidden legs still
-    // come back "visible", and would be painted onto tables and neighbours.
-    let lower_ok = [23, 24, 25, 26].iter().all(|&i| ok(i));
+    // come back "visible", and would be painted onto tables and neighbours. A knee below the
+    // frame's bottom edge is a leg the photo cuts, not a hidden one.
+    let knee_ok = |i: usize| ok(i) || (lms[i].presence.unwrap_or(1.0) > 0.5 && lms[i].y > h as f32);
+    let lower_ok = ok(23) && ok(24) && knee_ok(25) && knee_ok(26);
     if lower_ok {
-        bone(23, 25, 0.3, Part::LeftLeg, &mut bones);
-        bone(24, 26, 0.3, Part::RightLeg, &mut bones);
+        for (hip, knee, part) in [(23, 25, Part::LeftLeg), (24, 26, Part::RightLeg)] {
+            bones.push(Bone {
+                a: p(hip),
+                b: p(knee),
+                radius: 0.3 * scale,
+                part,
+            });
+        }
         bone(25, 27, 0.24, Part::LeftLeg, &mut bones);
         bone(26, 28, 0.24, Part::RightLeg, &mut bones);
         bone(27, 29, 0.17, Part::LeftFoot, &mut bones);
@@ -620,7 +652,8 @@ fn lower_garment(
         return id::PANTS;
     }
     let (hip, knee) = (mid(23, 24), mid(25, 26));
-    let mut cloth = 0;
+    // Only samples inside the photo vote (the frame may cut the thighs).
+    let (mut cloth, mut seen) = (0, 0);
     let n = 12;
     for k in 0..n {
         let t = 0.35 + 0.6 * k as f32 / (n - 1) as f32;
@@ -628,12 +661,13 @@ fn lower_garment(
         if x < 0.0 || y < 0.0 || x >= lab.width as f32 || y >= lab.height as f32 {
             continue;
         }
+        seen += 1;
         let m = mask.sample(inverse, x, y);
         if m > 0.5 && skin.likelihood(lab.at(x as u32, y as u32)) < 0.5 {
             cloth += 1;
         }
     }
-    if cloth * 10 >= n * 7 {
+    if seen >= n / 3 && cloth * 10 >= seen * 7 {
         id::SKIRT
     } else {
         id::PANTS
