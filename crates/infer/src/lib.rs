@@ -38,7 +38,7 @@ pub use error::{InferError, Result};
 pub use manifest::{Manifest, ModelSpec};
 pub use models::{DYNAMIC_WARM_SIDE, LoadedModel, Models};
 pub use nms::{BBox, Detection, nms, weighted_nms};
-pub use preprocess::{Fit, image_to_tensor, rgb_to_tensor};
+pub use preprocess::{Fit, image_to_tensor, resize_rgb, rgb_to_tensor};
 pub use select::{EngineChoice, EngineOptions, ORT_DYLIB_ENV, OrtLocator, select_engine};
 pub use tensor::Tensor;
 pub use tract::{TractEngine, TractSession};

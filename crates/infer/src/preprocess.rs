@@ -97,13 +97,7 @@ impl Fit {
         let resized = if image.dimensions() == (self.content_width, self.content_height) {
             None
         } else {
-            // Triangle widens its kernel when shrinking, so large photos are not aliased.
-            Some(imageops::resize(
-                image,
-                self.content_width,
-                self.content_height,
-                FilterType::Triangle,
-            ))
+            Some(resize_rgb(image, self.content_width, self.content_height))
         };
         let content = resized.as_ref().unwrap_or(image);
         if content.dimensions() == (self.input_width, self.input_height) {
@@ -155,6 +149,22 @@ pub fn rgb_to_tensor(image: &RgbImage, spec: &InputSpec) -> Tensor {
     let shape = spec.shape_for(h, w);
     // The length matches the shape by construction.
     Tensor::new(shape, data).unwrap_or_else(|_| Tensor::zeros(vec![0]))
+}
+
+/// Resamples `image` to `width` × `height` with a bilinear kernel that widens when shrinking
+/// (like `image`'s `Triangle`), so large photos are not aliased; SIMD, several times faster.
+pub fn resize_rgb(image: &RgbImage, width: u32, height: u32) -> RgbImage {
+    use fast_image_resize::{FilterType as Filter, ResizeAlg, ResizeOptions, Resizer};
+    let mut out = RgbImage::new(width, height);
+    if width == 0 || height == 0 || image.width() == 0 || image.height() == 0 {
+        return out;
+    }
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(Filter::Bilinear));
+    // Both are 8-bit RGB buffers of their stated sizes, the only way this can fail.
+    if Resizer::new().resize(image, &mut out, &options).is_err() {
+        return imageops::resize(image, width, height, FilterType::Triangle);
+    }
+    out
 }
 
 /// Fits `image` into the input with `fit` and converts it: the usual first step of a pipeline.
@@ -238,5 +248,24 @@ mod tests {
         assert_eq!(out.get_pixel(20, 5).0, [0, 0, 0]);
         assert_eq!(out.get_pixel(20, 20).0, [200, 200, 200]);
         assert_eq!(out.get_pixel(20, 35).0, [0, 0, 0]);
+    }
+
+    #[test]
+    fn resize_matches_a_triangle_filter() {
+        let img = RgbImage::from_fn(400, 300, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x * y) % 256) as u8])
+        });
+        let fast = resize_rgb(&img, 160, 120);
+        let reference = imageops::resize(&img, 160, 120, FilterType::Triangle);
+        assert_eq!(fast.dimensions(), (160, 120));
+        let mean = fast
+            .as_raw()
+            .iter()
+            .zip(reference.as_raw())
+            .map(|(a, b)| f64::from(a.abs_diff(*b)))
+            .sum::<f64>()
+            / fast.as_raw().len() as f64;
+        assert!(mean < 3.0, "mean difference {mean}");
+        assert_eq!(resize_rgb(&img, 0, 10).dimensions(), (0, 10));
     }
 }

@@ -196,7 +196,7 @@ impl Parser {
                 ((w as f32 * s).round() as u32).max(1),
                 ((h as f32 * s).round() as u32).max(1),
             );
-            work_owned = imageops::resize(image, ww, wh, imageops::FilterType::Triangle);
+            work_owned = percept_infer::resize_rgb(image, ww, wh);
             &work_owned
         } else {
             image
