@@ -36,15 +36,31 @@ function renderOptions() {
     const label = document.createElement('label');
     label.title = option.description;
     label.append(option.name);
-    const input = document.createElement('input');
-    input.name = option.name;
-    input.placeholder = option.default;
-    input.dataset.kind = option.kind;
-    if (option.kind === 'boolean') input.type = 'checkbox';
-    else if (option.kind === 'number' || option.kind === 'integer') {
-      input.type = 'number';
-      input.step = option.kind === 'integer' ? '1' : 'any';
+    let input;
+    if (option.choices && option.choices.length) {
+      // A menu of the accepted values; the empty entry leaves the server's default.
+      input = document.createElement('select');
+      const none = document.createElement('option');
+      none.value = '';
+      none.textContent = `(${option.default})`;
+      input.append(none);
+      for (const choice of option.choices) {
+        const item = document.createElement('option');
+        item.value = choice;
+        item.textContent = choice;
+        input.append(item);
+      }
+    } else {
+      input = document.createElement('input');
+      input.placeholder = option.default;
+      if (option.kind === 'boolean') input.type = 'checkbox';
+      else if (option.kind === 'number' || option.kind === 'integer') {
+        input.type = 'number';
+        input.step = option.kind === 'integer' ? '1' : 'any';
+      }
     }
+    input.name = option.name;
+    input.dataset.kind = option.kind;
     label.append(input);
     box.append(label);
   }
@@ -52,7 +68,7 @@ function renderOptions() {
 
 function query() {
   const params = new URLSearchParams();
-  for (const input of document.querySelectorAll('#options input')) {
+  for (const input of document.querySelectorAll('#options input, #options select')) {
     if (input.type === 'checkbox') { if (input.checked) params.set(input.name, 'true'); }
     else if (input.value !== '') params.set(input.name, input.value);
   }

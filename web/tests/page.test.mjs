@@ -85,6 +85,11 @@ async function openPage() {
 
 async function upload(page, task, file) {
   await page.selectOption('#task', task);
+  return send(page, file);
+}
+
+// Uploads with the task and options already chosen on the page.
+async function send(page, file) {
   const before = await page.locator('article.card').count();
   await page.setInputFiles('#file', file);
   const card = page.locator('article.card').first();
@@ -165,6 +170,25 @@ test('anonymize hides the faces of a real group photo', async () => {
   const fraction = await changedFraction(card);
   assert.ok(fraction > 0.005 && fraction < 0.5, `changed fraction ${fraction}`);
   await card.screenshot({ path: path.join(shots, 'anonymize.png') });
+  assert.deepEqual(problems, []);
+  await page.context().close();
+});
+
+test('anonymize offers its choices as menus, and the fast detector with pixelation works', async () => {
+  const { page, problems } = await openPage();
+  await page.selectOption('#task', 'anonymize');
+  const detectors = await page.locator('#options select[name="detector"] option').allTextContents();
+  assert.deepEqual(detectors, ['(accurate)', 'accurate', 'fast']);
+  await page.selectOption('#options select[name="detector"]', 'fast');
+  await page.selectOption('#options select[name="mode"]', 'pixelate');
+  const card = await send(page, photo);
+  assert.equal(await card.getAttribute('data-state'), 'done', await card.locator('.status').textContent());
+  const json = JSON.parse(await card.locator('.json pre').textContent());
+  assert.equal(json.detector, 'fast');
+  assert.equal(json.count, 3);
+  const fraction = await changedFraction(card);
+  assert.ok(fraction > 0.005 && fraction < 0.5, `changed fraction ${fraction}`);
+  await card.screenshot({ path: path.join(shots, 'anonymize-fast.png') });
   assert.deepEqual(problems, []);
   await page.context().close();
 });

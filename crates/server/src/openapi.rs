@@ -106,9 +106,13 @@ pub fn document(tasks: &TaskRegistry) -> utoipa::openapi::OpenApi {
             .iter()
             .chain(COMMON_OPTIONS)
             .map(|o| {
+                let mut schema = json!({"type": o.kind});
+                if !o.choices.is_empty() {
+                    schema["enum"] = json!(o.choices);
+                }
                 json!({"name": o.name, "in": "query", "required": false,
                        "description": format!("{} (default {})", o.description, o.default),
-                       "schema": {"type": o.kind}})
+                       "schema": schema})
             })
             .collect();
         let schema = if task.name() == "inspect" {

@@ -71,6 +71,10 @@ pub struct OptionDoc {
     pub default: &'static str,
     /// What it does and its valid range.
     pub description: &'static str,
+    /// The accepted values of a `string` option that takes one of a list (empty otherwise):
+    /// an `enum` in the OpenAPI document, a menu on the page.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub choices: &'static [&'static str],
 }
 
 /// One kind of work percept does on a photo. The server and the CLI both run tasks through
@@ -141,12 +145,14 @@ pub const COMMON_OPTIONS: &[OptionDoc] = &[
         kind: "string",
         default: "png",
         description: "Encoding of the result image: png or jpeg. `Accept: image/jpeg` implies jpeg.",
+        choices: &["png", "jpeg"],
     },
     OptionDoc {
         name: "quality",
         kind: "integer",
         default: "90",
         description: "JPEG quality, 1–100.",
+        choices: &[],
     },
 ];
 

@@ -160,6 +160,13 @@ async fn health_readiness_models_openapi_and_page() {
         "{doc}"
     );
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    // A choice option documents its values as an enum (the page turns it into a menu).
+    let format = doc["paths"]["/v1/inspect"]["post"]["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "format"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(format["schema"]["enum"], json!(["png", "jpeg"]), "{format}");
     let page = client.get(server.url("/")).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(

@@ -42,48 +42,58 @@ struct AnonymizeResult {
     height: u32,
 }
 
+const DETECTORS: &[&str] = &["accurate", "fast"];
+const MODES: &[&str] = &["blur", "pixelate", "box"];
+
 const OPTIONS: &[OptionDoc] = &[
     OptionDoc {
         name: "detector",
         kind: "string",
         default: "accurate",
-        description: "accurate (CenterFace, tiled on big photos: small and far faces too) or fast (BlazeFace full range, one 192×192 pass: MediaPipe's detector; misses faces below ~2 % of the photo's long side; one mouth point).",
+        description: "accurate (CenterFace at a resolution chosen from the photo: small and far faces too) or fast (BlazeFace full range, one 192×192 pass: MediaPipe's detector; misses faces below ~2 % of the photo's long side; one mouth point).",
+        choices: DETECTORS,
     },
     OptionDoc {
         name: "detail_side",
         kind: "integer",
         default: "1600",
         description: "accurate only, [1280, 8192]: photos with a longer side are scaled down to it (faces down to ~10 px at that scale are found); raise it to find smaller faces in big photos, at quadratic cost (above 1600 the photo is tiled).",
+        choices: &[],
     },
     OptionDoc {
         name: "mode",
         kind: "string",
         default: "blur",
         description: "blur, pixelate or box.",
+        choices: MODES,
     },
     OptionDoc {
         name: "strength",
         kind: "number",
         default: "1",
         description: "[0.1, 10]. Blur: sigma = 0.1 × strength × face size. Pixelate: about 8 / strength blocks across a face.",
+        choices: &[],
     },
     OptionDoc {
         name: "min_score",
         kind: "number",
         default: "0.5",
         description: "Minimum face confidence, [0.05, 1]; lower hides more (and more false faces).",
+        choices: &[],
     },
     OptionDoc {
         name: "box_scale",
         kind: "number",
         default: "1.3",
         description: "Enlargement of each face box before masking, [1, 3].",
+        choices: &[],
     },
     OptionDoc {
         name: "draw_boxes",
         kind: "boolean",
         default: "false",
         description: "Draw the anonymised regions' boxes (debugging view).",
+        choices: &[],
     },
 ];
 
@@ -102,7 +112,7 @@ impl Task for Anonymize {
 
     fn prepare(&self, mut options: Options) -> Result<PreparedJob, ApiError> {
         let defaults = AnonymizeOptions::default();
-        let mode = match options.take_choice("mode", &["blur", "pixelate", "box"])? {
+        let mode = match options.take_choice("mode", MODES)? {
             Some(choice) => choice.parse::<AnonymizeMode>().map_err(vision_error)?,
             None => defaults.mode,
         };
@@ -126,7 +136,7 @@ impl Task for Anonymize {
                 .map_or(detect_defaults.max_detail_side, |v| v.round() as u32),
             ..detect_defaults
         };
-        let fast = options.take_choice("detector", &["accurate", "fast"])? == Some("fast");
+        let fast = options.take_choice("detector", DETECTORS)? == Some("fast");
         let known: Vec<&str> = OPTIONS.iter().map(|o| o.name).collect();
         options.finish(&known)?;
         anonymize_options.validate().map_err(vision_error)?;

@@ -41,6 +41,7 @@ const SIGMA_S: OptionDoc = OptionDoc {
     kind: "number",
     default: "60",
     description: "Spatial extent of the edge-preserving filter in pixels, (0, 200].",
+    choices: &[],
 };
 
 const fn sigma_r(default: &'static str) -> OptionDoc {
@@ -49,6 +50,7 @@ const fn sigma_r(default: &'static str) -> OptionDoc {
         kind: "number",
         default,
         description: "Range extent on [0, 1] colours, (0, 1]; smaller keeps more edges.",
+        choices: &[],
     }
 }
 
@@ -60,6 +62,7 @@ const PENCIL: &[OptionDoc] = &[
         kind: "number",
         default: "0.02",
         description: "Brightness of the sketch, (0, 0.1]; larger is lighter.",
+        choices: &[],
     },
 ];
 const STYLIZE: &[OptionDoc] = &[SIGMA_S, sigma_r("0.45")];
@@ -69,12 +72,14 @@ const OIL: &[OptionDoc] = &[
         kind: "integer",
         default: "7",
         description: "Neighbourhood half-size as OpenCV xphoto oilPainting, 1..=32.",
+        choices: &[],
     },
     OptionDoc {
         name: "dyn_ratio",
         kind: "integer",
         default: "1",
         description: "Luminance quantisation step (OpenCV dynRatio), 1..=127.",
+        choices: &[],
     },
 ];
 const WATERCOLOR: &[OptionDoc] = &[
@@ -85,6 +90,7 @@ const WATERCOLOR: &[OptionDoc] = &[
         kind: "number",
         default: "0.15",
         description: "Strength of the paper texture, [0, 1].",
+        choices: &[],
     },
 ];
 const CARTOON: &[OptionDoc] = &[
@@ -95,12 +101,14 @@ const CARTOON: &[OptionDoc] = &[
         kind: "integer",
         default: "6",
         description: "Colour levels per channel, 2..=32.",
+        choices: &[],
     },
     OptionDoc {
         name: "edge_threshold",
         kind: "number",
         default: "see percept-art",
         description: "Luma gradient above which a pixel is inked, (0, 4]; smaller draws more lines.",
+        choices: &[],
     },
 ];
 

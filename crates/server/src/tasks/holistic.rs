@@ -33,24 +33,28 @@ const OPTIONS: &[OptionDoc] = &[
         kind: "number",
         default: "0.5",
         description: "Minimum person-detector confidence, [0.05, 1].",
+        choices: &[],
     },
     OptionDoc {
         name: "hands",
         kind: "boolean",
         default: "true",
         description: "Track both hands (2 × 21 landmarks).",
+        choices: &[],
     },
     OptionDoc {
         name: "face",
         kind: "boolean",
         default: "true",
         description: "Run the face mesh (468 landmarks).",
+        choices: &[],
     },
     OptionDoc {
         name: "draw",
         kind: "boolean",
         default: "true",
         description: "Return the photo with the landmarks drawn (false: JSON only).",
+        choices: &[],
     },
 ];
 

@@ -34,24 +34,28 @@ const OPTIONS: &[OptionDoc] = &[
         kind: "integer",
         default: "10",
         description: "At most this many people are parsed, 1..=20.",
+        choices: &[],
     },
     OptionDoc {
         name: "min_score",
         kind: "number",
         default: "0.5",
         description: "Minimum person/face detection confidence, [0.05, 1].",
+        choices: &[],
     },
     OptionDoc {
         name: "alpha",
         kind: "number",
         default: "0.6",
         description: "Opacity of the label colours over the photo in `image`, [0, 1].",
+        choices: &[],
     },
     OptionDoc {
         name: "mask",
         kind: "boolean",
         default: "true",
         description: "Include `mask`: the label-index PNG (one label value per pixel), base64.",
+        choices: &[],
     },
 ];
 
