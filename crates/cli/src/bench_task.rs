@@ -22,17 +22,6 @@ struct Timed {
     result: Value,
 }
 
-fn options_from(pairs: &[String]) -> anyhow::Result<Options> {
-    let mut options = Options::new();
-    for pair in pairs {
-        let (key, value) = pair
-            .split_once('=')
-            .with_context(|| format!("--option `{pair}` is not KEY=VALUE"))?;
-        options.insert_text(key, value);
-    }
-    Ok(options)
-}
-
 fn time_photo(
     task: &dyn percept_server::Task,
     options: &Options,
@@ -104,7 +93,9 @@ pub(crate) fn bench_task(args: &BenchArgs, name: &str) -> anyhow::Result<()> {
     let task = registry
         .get(name)
         .with_context(|| format!("no task `{name}`; tasks: {}", registry.names().join(", ")))?;
-    let options = options_from(&args.options)?;
+    let mut options = Options::new();
+    crate::run::insert_pairs(&mut options, &args.options)
+        .map_err(|e| anyhow::anyhow!(e.message))?;
     let mut rows = Vec::new();
     for path in &args.images {
         let timed = time_photo(task.as_ref(), &options, path, &config, args)?;

@@ -190,14 +190,8 @@ fn reload_on_sighup(state: std::sync::Arc<AppState>) {
         };
         while hangup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading the models");
-            let worker = state.clone();
-            match tokio::task::spawn_blocking(move || worker.reload()).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(why)) => {
-                    tracing::warn!(%why, "model reload refused; the old models keep serving")
-                }
-                Err(e) => tracing::error!(error = %e, "model reload panicked"),
-            }
+            // A refusal is logged by `reload` and leaves the old models serving.
+            let _ = state.clone().reload().await;
         }
     });
     #[cfg(not(unix))]

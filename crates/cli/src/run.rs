@@ -75,14 +75,20 @@ impl TaskArgs {
         if let Some(mode) = &self.mode {
             options.insert_text("mode", mode);
         }
-        for pair in &self.options {
-            let (key, value) = pair.split_once('=').ok_or_else(|| {
-                ApiError::bad_option(format!("--option `{pair}` is not KEY=VALUE"))
-            })?;
-            options.insert_text(key, value);
-        }
+        insert_pairs(&mut options, &self.options)?;
         Ok((task, options))
     }
+}
+
+/// Adds `--option KEY=VALUE` pairs to `options`, as the HTTP query string would.
+pub(crate) fn insert_pairs(options: &mut Options, pairs: &[String]) -> Result<(), ApiError> {
+    for pair in pairs {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| ApiError::bad_option(format!("--option `{pair}` is not KEY=VALUE")))?;
+        options.insert_text(key, value);
+    }
+    Ok(())
 }
 
 /// The output encoding implied by a file name (`.jpg`/`.jpeg` → JPEG, else PNG).

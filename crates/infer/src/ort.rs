@@ -290,17 +290,22 @@ impl Session for OrtSession {
             .as_mut()
             .ok_or_else(|| engine_err(&self.name, "no session in lease"))?;
         // The arena would otherwise keep the largest activations ever seen (CenterFace on a
-        // big photo: ~450 MB) for the life of the process, so a large input shrinks it after
+        // 12 MP photo: 350–450 MB) for the life of the process, so a large input shrinks it after
         // its run. Small fixed-size inputs skip it: re-growing costs ~10 % of holistic's time.
-        let mut options = RunOptions::new().map_err(|e| engine_err(&self.name, e))?;
-        if input.len() > SHRINK_ABOVE_VALUES {
+        let shrink = if input.len() > SHRINK_ABOVE_VALUES {
+            let mut options = RunOptions::new().map_err(|e| engine_err(&self.name, e))?;
             options
                 .set("memory.enable_memory_arena_shrinkage", "cpu:0")
                 .map_err(|e| engine_err(&self.name, e))?;
+            Some(options)
+        } else {
+            None
+        };
+        let outputs = match &shrink {
+            Some(options) => session.run_with_options(ort::inputs![value], options),
+            None => session.run(ort::inputs![value]),
         }
-        let outputs = session
-            .run_with_options(ort::inputs![value], &options)
-            .map_err(|e| engine_err(&self.name, e))?;
+        .map_err(|e| engine_err(&self.name, e))?;
         // Graph order, as tract gives them.
         outputs
             .values()

@@ -137,7 +137,6 @@ impl ResultCache {
         );
     }
 
-    /// Bytes held now (moka applies evictions lazily; this runs its pending housekeeping).
     /// Drops every entry: after a model reload, old results must not be served.
     pub(crate) fn clear(&self) {
         if let Some(inner) = &self.inner {
@@ -145,6 +144,7 @@ impl ResultCache {
         }
     }
 
+    /// Bytes held now (moka applies evictions lazily; this runs its pending housekeeping).
     pub(crate) fn weighted_bytes(&self) -> u64 {
         self.inner.as_ref().map_or(0, |inner| {
             inner.run_pending_tasks();

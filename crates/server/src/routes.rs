@@ -188,14 +188,13 @@ enum Kind {
 /// `POST /v1/admin/reload`: re-reads the manifest and swaps the models in (behind the API key
 /// when one is set, like every route but health). In-flight requests finish on the old models.
 async fn admin_reload(State(state): State<Arc<AppState>>) -> Response {
-    let worker = state.clone();
-    match tokio::task::spawn_blocking(move || worker.reload()).await {
-        Ok(Ok(report)) => Json(json!({"status": "reloaded", "engine": state.engine, "models": report.models, "tasks": report.tasks, "ms": report.ms})).into_response(),
-        Ok(Err(why)) => {
-            tracing::warn!(%why, "model reload refused; the old models keep serving");
-            ApiError::new(ErrorCode::ReloadFailed, format!("reload refused, the old models keep serving: {why}")).into_response()
-        }
-        Err(e) => ApiError::internal(e).into_response(),
+    match state.clone().reload().await {
+        Ok(report) => Json(json!({"status": "reloaded", "engine": state.engine, "models": report.models, "tasks": report.tasks, "ms": report.ms})).into_response(),
+        Err(why) => ApiError::new(
+            ErrorCode::ReloadFailed,
+            format!("reload refused, the old models keep serving: {why}"),
+        )
+        .into_response(),
     }
 }
 

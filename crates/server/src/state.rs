@@ -1,4 +1,4 @@
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
@@ -57,7 +57,7 @@ pub struct AppState {
     /// One reload at a time.
     reloading: Mutex<()>,
     /// Successful reloads since start.
-    reload_count: std::sync::atomic::AtomicU64,
+    reload_count: AtomicU64,
     /// Inference engine in use (`none` while no model is loaded).
     pub engine: String,
     pub(crate) pool: WorkPool,
@@ -134,7 +134,7 @@ impl AppState {
             models: RwLock::new(Arc::new(models)),
             reloader: RwLock::new(None),
             reloading: Mutex::new(()),
-            reload_count: std::sync::atomic::AtomicU64::new(0),
+            reload_count: AtomicU64::new(0),
             engine: engine.to_string(),
             pool,
             metrics: Metrics::new(engine),
@@ -190,8 +190,19 @@ impl AppState {
     }
 
     /// Loads the models afresh and swaps them in atomically; on any failure the old models
-    /// stay and the error says why. Blocking: call it off the async threads.
-    pub fn reload(&self) -> Result<ReloadReport, String> {
+    /// stay and the error says why (also logged). Runs the blocking load off the async
+    /// threads; `POST /v1/admin/reload` and SIGHUP both come here.
+    pub async fn reload(self: Arc<Self>) -> Result<ReloadReport, String> {
+        let outcome = tokio::task::spawn_blocking(move || self.reload_blocking())
+            .await
+            .unwrap_or_else(|e| Err(format!("the reload panicked: {e}")));
+        if let Err(why) = &outcome {
+            tracing::warn!(%why, "model reload refused; the old models keep serving");
+        }
+        outcome
+    }
+
+    fn reload_blocking(&self) -> Result<ReloadReport, String> {
         let _one = self
             .reloading
             .lock()

@@ -71,19 +71,10 @@ async fn reload_swaps_refuses_and_lets_running_requests_finish() {
     assert_eq!(status, 200, "the running request was dropped: {body}");
 
     // The new registry serves; the old tasks are gone.
-    let (status, _) = send(
-        client
-            .post(server.url("/v1/inspect"))
-            .multipart(multipart(data("person_astronaut.jpg"), "image")),
-    )
-    .await;
+    let (status, _) = post_photo(&client, &server, "/v1/inspect", "person_astronaut.jpg").await;
     assert_eq!(status, 200);
-    let (status, body) = send(
-        client
-            .post(server.url("/v1/art/pencil"))
-            .multipart(multipart(data("person_astronaut.jpg"), "image")),
-    )
-    .await;
+    let (status, body) =
+        post_photo(&client, &server, "/v1/art/pencil", "person_astronaut.jpg").await;
     assert_eq!(status, 404, "{body}");
 
     // A refused reload keeps the current models and says why.
@@ -97,12 +88,7 @@ async fn reload_swaps_refuses_and_lets_running_requests_finish() {
             .contains("sha256 mismatch"),
         "{body}"
     );
-    let (status, _) = send(
-        client
-            .post(server.url("/v1/inspect"))
-            .multipart(multipart(data("person_astronaut.jpg"), "image")),
-    )
-    .await;
+    let (status, _) = post_photo(&client, &server, "/v1/inspect", "person_astronaut.jpg").await;
     assert_eq!(status, 200);
     let (status, body) = send(client.get(server.url("/v1/tasks"))).await;
     assert_eq!(status, 200);

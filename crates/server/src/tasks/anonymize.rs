@@ -42,6 +42,7 @@ struct AnonymizeResult {
     height: u32,
 }
 
+/// The first is the default.
 const DETECTORS: &[&str] = &["accurate", "fast"];
 const MODES: &[&str] = &["blur", "pixelate", "box"];
 
@@ -136,22 +137,21 @@ impl Task for Anonymize {
                 .map_or(detect_defaults.max_detail_side, |v| v.round() as u32),
             ..detect_defaults
         };
-        let fast = options.take_choice("detector", DETECTORS)? == Some("fast");
+        let detector = options
+            .take_choice("detector", DETECTORS)?
+            .unwrap_or(DETECTORS[0]);
         let known: Vec<&str> = OPTIONS.iter().map(|o| o.name).collect();
         options.finish(&known)?;
         anonymize_options.validate().map_err(vision_error)?;
         detect_options.validate().map_err(vision_error)?;
 
-        let (accurate, fast_detector) = (self.accurate.clone(), self.fast.clone());
+        let (accurate, fast) = (self.accurate.clone(), self.fast.clone());
         Ok(Box::new(move |decoded, stages| {
             let mut image = decoded.image;
             let faces = stages
-                .time("detect", || {
-                    if fast {
-                        fast_detector.detect(&image, &detect_options)
-                    } else {
-                        accurate.detect(&image, &detect_options)
-                    }
+                .time("detect", || match detector {
+                    "fast" => fast.detect(&image, &detect_options),
+                    _ => accurate.detect(&image, &detect_options),
                 })
                 .map_err(vision_error)?;
             // On error `image` is dropped here: a partly anonymised photo never leaves.
@@ -164,7 +164,7 @@ impl Task for Anonymize {
             TaskOutput::from_serialize(
                 &AnonymizeResult {
                     count: faces.len(),
-                    detector: if fast { "fast" } else { "accurate" },
+                    detector,
                     faces,
                     width,
                     height,

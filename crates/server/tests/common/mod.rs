@@ -125,3 +125,18 @@ pub async fn metrics_text(server: &TestServer) -> String {
         .await
         .unwrap()
 }
+
+/// Posts a photo of tests/data as the multipart `image` field to `route`.
+pub async fn post_photo(
+    client: &reqwest::Client,
+    server: &TestServer,
+    route: &str,
+    photo: &str,
+) -> (u16, serde_json::Value) {
+    send(
+        client
+            .post(server.url(route))
+            .multipart(multipart(data(photo), "image")),
+    )
+    .await
+}

@@ -12,11 +12,10 @@ use percept_infer::{Affine, Models, RotatedRect};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::landmarks::whole_image;
-use crate::runners::SsdDetector;
 use crate::topology::FACE_OVAL;
 use crate::{
-    CropMask, Holistic, HolisticOptions, Landmark, PersonLandmarks, Pose, Result, VisionError,
+    CropMask, FastFaceDetector, Holistic, HolisticOptions, Landmark, PersonLandmarks, Pose, Result,
+    VisionError,
 };
 use colour::{LabImage, SkinModel};
 use geometry::{inside_polygon, polygon_distance, segment_distance};
@@ -152,7 +151,7 @@ pub struct Parser {
     /// BlazeFace full-range on the whole photo: people seeds only need faces of ≥ ~12 px, and
     /// at 192² it runs 13× (tract) to 21× (ONNX Runtime) faster than CenterFace at 640²
     /// (BENCHMARKS.md, "Model engines").
-    faces: SsdDetector,
+    faces: FastFaceDetector,
     /// The learned-model slot, when the manifest declares a parsing network.
     learned: Option<LearnedParser>,
 }
@@ -172,14 +171,14 @@ impl Parser {
         Holistic::MODELS[3],
         Holistic::MODELS[4],
         Holistic::MODELS[5],
-        crate::FastFaceDetector::MODEL,
+        FastFaceDetector::MODEL,
     ];
 
     /// Builds it on loaded models.
     pub fn new(models: &Models) -> Result<Self> {
         Ok(Self {
             holistic: Holistic::new(models)?,
-            faces: SsdDetector::new(models, Self::MODELS[6])?,
+            faces: FastFaceDetector::new(models)?,
             learned: LearnedParser::find(models)?,
         })
     }
@@ -266,10 +265,9 @@ impl Parser {
                 });
             }
         }
-        let (w, h) = image.dimensions();
         let faces: Vec<percept_infer::BBox> = self
             .faces
-            .detect_in(image, &whole_image(w, h), options.min_score.max(0.5))?
+            .detections(image, options.min_score.max(0.5))?
             .into_iter()
             .map(|d| d.bbox)
             .collect();
@@ -483,14 +481,18 @@ fn build_body<'a>(
     let scale = shoulders.max(0.45 * torso_len).max(1.2 * head);
 
     let mut bones = Vec::new();
+    let add = |a: usize, b: usize, r: f32, part: Part, bones: &mut Vec<Bone>| {
+        bones.push(Bone {
+            a: p(a),
+            b: p(b),
+            radius: r * scale,
+            part,
+        });
+    };
+    // A bone between two joints the photo shows.
     let bone = |a: usize, b: usize, r: f32, part: Part, bones: &mut Vec<Bone>| {
         if ok(a) && ok(b) {
-            bones.push(Bone {
-                a: p(a),
-                b: p(b),
-                radius: r * scale,
-                part,
-            });
+            add(a, b, r, part, bones);
         }
     };
     bone(11, 13, 0.22, Part::LeftArm, &mut bones);
@@ -507,14 +509,9 @@ fn build_body<'a>(
     let knee_ok = |i: usize| ok(i) || (lms[i].presence.unwrap_or(1.0) > 0.5 && lms[i].y > h as f32);
     let lower_ok = ok(23) && ok(24) && knee_ok(25) && knee_ok(26);
     if lower_ok {
-        for (hip, knee, part) in [(23, 25, Part::LeftLeg), (24, 26, Part::RightLeg)] {
-            bones.push(Bone {
-                a: p(hip),
-                b: p(knee),
-                radius: 0.3 * scale,
-                part,
-            });
-        }
+        // `lower_ok` vouches for the hips and knees (a knee may lie below the frame).
+        add(23, 25, 0.3, Part::LeftLeg, &mut bones);
+        add(24, 26, 0.3, Part::RightLeg, &mut bones);
         bone(25, 27, 0.24, Part::LeftLeg, &mut bones);
         bone(26, 28, 0.24, Part::RightLeg, &mut bones);
         bone(27, 29, 0.17, Part::LeftFoot, &mut bones);
@@ -749,11 +746,11 @@ fn label_people(
                 if owner[i] != (k + 1) as u8 {
                     continue;
                 }
-                let c = (x as f32 + 0.5, y as f32 + 0.5);
-                let skin = body.skin.likelihood(lab.at(x, y));
                 let (label, fit) = match learned {
                     Some(net) => (net.labels[i], net.confidence[i]),
                     None => {
+                        let c = (x as f32 + 0.5, y as f32 + 0.5);
+                        let skin = body.skin.likelihood(lab.at(x, y));
                         let (part, t) = nearest_part[i];
                         label_pixel(body, c, skin, part, t)
                     }
