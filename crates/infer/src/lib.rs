@@ -26,6 +26,7 @@ mod models;
 mod nms;
 mod ort;
 mod preprocess;
+pub mod prune;
 mod select;
 mod tensor;
 mod tract;

@@ -20,6 +20,27 @@ pub struct Manifest {
     /// Rules that turn one model's output into the next model's crop.
     #[serde(default)]
     pub roi: Vec<RoiSpec>,
+    /// Models that are another model's file cut down to some of its outputs.
+    #[serde(rename = "variant", default)]
+    pub variants: Vec<VariantSpec>,
+    /// The variants resolved into full specs (filled by [`Manifest::parse`]).
+    #[serde(skip)]
+    resolved: Vec<ModelSpec>,
+}
+
+/// One `[[variant]]` table: the file of model `of`, run with only `outputs` (the layers that
+/// feed nothing else are cut at load, see [`crate::prune`]).
+#[derive(Debug, Clone, Deserialize)]
+pub struct VariantSpec {
+    /// Stable name pipelines refer to.
+    pub name: String,
+    /// The `[[model]]` whose file and decoding it shares.
+    pub of: String,
+    /// The outputs kept, in the order the variant gives them.
+    pub outputs: Vec<String>,
+    /// Why the variant exists.
+    #[serde(default)]
+    pub why: Option<String>,
 }
 
 /// One `[[model]]` table.
@@ -64,6 +85,9 @@ pub struct ModelSpec {
     /// Per-pixel class scores (a human-parsing network in the learned-model slot).
     #[serde(default)]
     pub segmentation: Option<SegmentationSpec>,
+    /// For a `[[variant]]`: the model whose file it cuts down (its outputs are `outputs`).
+    #[serde(skip)]
+    pub variant_of: Option<String>,
 }
 
 /// `[model.segmentation]`: a semantic-segmentation network's output and label names.
@@ -341,10 +365,53 @@ pub struct RoiSpec {
 impl Manifest {
     /// Parses a manifest from TOML text.
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
-        toml::from_str(text).map_err(|e| InferError::Manifest {
+        let err = |message: String| InferError::Manifest {
             path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+            message,
+        };
+        let mut manifest: Self = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let mut resolved = Vec::with_capacity(manifest.variants.len());
+        for variant in &manifest.variants {
+            if manifest.models.iter().any(|m| m.name == variant.name) {
+                return Err(err(format!(
+                    "variant `{}` reuses a model's name",
+                    variant.name
+                )));
+            }
+            let base = manifest
+                .models
+                .iter()
+                .find(|m| m.name == variant.of)
+                .ok_or_else(|| {
+                    err(format!(
+                        "variant `{}` of unknown model `{}`",
+                        variant.name, variant.of
+                    ))
+                })?;
+            let mut spec = base.clone();
+            spec.outputs = variant
+                .outputs
+                .iter()
+                .map(|name| {
+                    base.outputs
+                        .iter()
+                        .find(|o| &o.name == name)
+                        .cloned()
+                        .ok_or_else(|| {
+                            err(format!(
+                                "variant `{}`: `{}` has no output `{name}`",
+                                variant.name, base.name
+                            ))
+                        })
+                })
+                .collect::<Result<_>>()?;
+            spec.name.clone_from(&variant.name);
+            spec.why.clone_from(&variant.why);
+            spec.variant_of = Some(base.name.clone());
+            resolved.push(spec);
+        }
+        manifest.resolved = resolved;
+        Ok(manifest)
     }
 
     /// Reads `dir/manifest.toml`.
@@ -361,6 +428,7 @@ impl Manifest {
     pub fn model(&self, name: &str) -> Result<&ModelSpec> {
         self.models
             .iter()
+            .chain(&self.resolved)
             .find(|m| m.name == name)
             .ok_or_else(|| InferError::UnknownModel(name.to_string()))
     }

@@ -210,3 +210,49 @@ fn ort_sessions_run_concurrently() {
         }
     }
 }
+
+/// The mask-free variant is the full pose landmark model with its mask head cut off: on each
+/// engine its four outputs are the full model's landmark, presence, heatmap and world outputs.
+/// Runs on tract always, and on ONNX Runtime when it is available.
+#[test]
+fn mask_free_variant_gives_the_full_models_other_outputs() {
+    let mut engines: Vec<Box<dyn Engine>> = vec![Box::new(TractEngine)];
+    if let Some(ort) = ort_engine() {
+        engines.push(Box::new(ort));
+    }
+    for engine in &engines {
+        let full = load("pose_landmark_full", engine.as_ref());
+        let cut = load("pose_landmark_full_no_mask", engine.as_ref());
+        let names: Vec<&str> = cut.spec().outputs.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["Identity", "Identity_1", "Identity_3", "Identity_4"]
+        );
+        let input = input_for(&full, (0, 22, 490));
+        let a = full.run(&input).unwrap();
+        let b = cut.run(&input).unwrap();
+        assert_eq!(b.len(), 4, "{:?}", engine.kind());
+        for (j, i) in [0, 1, 3, 4].into_iter().enumerate() {
+            assert_eq!(a[i].shape(), b[j].shape());
+            let scale = a[i].data().iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            let diff = a[i]
+                .data()
+                .iter()
+                .zip(b[j].data())
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
+            assert!(
+                diff / scale < LIMIT,
+                "{:?}: output {i} differs by {diff} after the cut",
+                engine.kind()
+            );
+        }
+        // The person is found with confidence in both.
+        assert!(
+            b[1].data()[0] > 0.5,
+            "{:?}: presence {}",
+            engine.kind(),
+            b[1].data()[0]
+        );
+    }
+}

@@ -134,3 +134,30 @@ fn loads_warms_and_runs_fixed_and_dynamic_models() {
     }
     assert!(models.get("pose_detection").is_err());
 }
+
+#[test]
+fn variants_resolve_to_their_models_outputs_and_bad_ones_are_refused() {
+    let m = Manifest::load(&models_dir()).unwrap();
+    let v = m.model("pose_landmark_full_no_mask").unwrap();
+    let full = m.model("pose_landmark_full").unwrap();
+    assert_eq!(v.variant_of.as_deref(), Some("pose_landmark_full"));
+    assert_eq!(
+        (v.file.as_str(), v.sha256.as_str()),
+        (full.file.as_str(), full.sha256.as_str())
+    );
+    assert_eq!(v.outputs.len(), full.outputs.len() - 1);
+    assert!(v.landmarks.is_some());
+    let path = Path::new("m.toml");
+    let with = |variant: &str| Manifest::parse(&format!("{TINY}\n{variant}"), path);
+    assert!(with("[[variant]]\nname = \"cut\"\nof = \"tiny\"\noutputs = [\"y\"]").is_ok());
+    for bad in [
+        "[[variant]]\nname = \"cut\"\nof = \"nope\"\noutputs = [\"y\"]",
+        "[[variant]]\nname = \"cut\"\nof = \"tiny\"\noutputs = [\"z\"]",
+        "[[variant]]\nname = \"tiny\"\nof = \"tiny\"\noutputs = [\"y\"]",
+    ] {
+        assert!(
+            matches!(with(bad), Err(InferError::Manifest { .. })),
+            "{bad}"
+        );
+    }
+}

@@ -108,43 +108,74 @@ impl CropMask {
     }
 }
 
+/// A pose landmark model with the positions of the outputs the pipeline reads.
+#[derive(Debug, Clone)]
+struct LandmarkHead {
+    model: LandmarkModel,
+    heatmap: Option<usize>,
+    mask: Option<usize>,
+}
+
+impl LandmarkHead {
+    fn new(models: &Models, name: &str) -> Result<Self> {
+        let model = LandmarkModel::new(models, name)?;
+        let spec = model.spec().clone();
+        // A variant without the mask lists fewer outputs; a name it lacks is simply absent.
+        let index = |name: Option<String>| name.and_then(|n| model.output_index(&n).ok());
+        Ok(Self {
+            heatmap: index(spec.heatmap_output),
+            mask: index(spec.segmentation_output),
+            model,
+        })
+    }
+}
+
 /// The pose detector and landmark model, with the rule joining them.
 #[derive(Debug, Clone)]
 pub struct PoseEstimator {
     detector: SsdDetector,
-    landmarks: LandmarkModel,
+    /// Landmarks when no mask is wanted: the mask-free variant when it is loaded.
+    landmarks: LandmarkHead,
+    /// The full model, for callers that want the person mask (the parser).
+    masked: Option<LandmarkHead>,
     roi_rule: RoiSpec,
-    mask_output: usize,
-    heatmap_output: Option<usize>,
 }
 
 impl PoseEstimator {
-    /// The models it needs loaded.
-    pub const MODELS: [&'static str; 2] = ["pose_detection", "pose_landmark_full"];
+    /// The models holistic tracking needs loaded: the detector and the landmark model cut to
+    /// its landmark outputs (half the full model's time).
+    pub const MODELS: [&'static str; 2] = ["pose_detection", "pose_landmark_full_no_mask"];
+    /// The landmark model with the person mask; [`PoseEstimator::landmarks`] with a mask needs
+    /// it loaded.
+    pub const MASK_MODEL: &'static str = "pose_landmark_full";
 
-    /// Builds it on loaded models.
+    /// Builds it on loaded models: the detector and either landmark model (both when masks and
+    /// speed are both wanted).
     pub fn new(models: &Models) -> Result<Self> {
         let detector = SsdDetector::new(models, Self::MODELS[0])?;
-        let landmarks = LandmarkModel::new(models, Self::MODELS[1])?;
         let roi_rule = rule(models, "pose_detection_to_pose_landmark")?;
-        let seg = landmarks
-            .spec()
-            .segmentation_output
-            .clone()
-            .ok_or_else(|| {
-                VisionError::Output("pose_landmark_full has no segmentation output".into())
-            })?;
-        let mask_output = landmarks.output_index(&seg)?;
-        let heatmap_output = match landmarks.spec().heatmap_output.clone() {
-            Some(name) => Some(landmarks.output_index(&name)?),
-            None => None,
+        let masked = match models.get(Self::MASK_MODEL) {
+            Ok(_) => Some(LandmarkHead::new(models, Self::MASK_MODEL)?),
+            Err(_) => None,
+        };
+        if let Some(head) = &masked
+            && head.mask.is_none()
+        {
+            return Err(VisionError::Output(format!(
+                "{} has no segmentation output",
+                Self::MASK_MODEL
+            )));
+        }
+        let landmarks = match (models.get(Self::MODELS[1]), &masked) {
+            (Ok(_), _) => LandmarkHead::new(models, Self::MODELS[1])?,
+            (Err(_), Some(full)) => full.clone(),
+            (Err(e), None) => return Err(e.into()),
         };
         Ok(Self {
             detector,
             landmarks,
+            masked,
             roi_rule,
-            mask_output,
-            heatmap_output,
         })
     }
 
@@ -192,13 +223,20 @@ impl PoseEstimator {
         roi: &RotatedRect,
         with_mask: bool,
     ) -> Result<Option<Pose>> {
-        let mut lm = self.landmarks.run(image, roi)?;
+        let head = if with_mask {
+            self.masked.as_ref().ok_or_else(|| {
+                VisionError::Output(format!("a person mask needs {} loaded", Self::MASK_MODEL))
+            })?
+        } else {
+            &self.landmarks
+        };
+        let mut lm = head.model.run(image, roi)?;
         let score = lm.flag.unwrap_or(1.0);
-        if !self.landmarks.present(&lm) {
+        if !head.model.present(&lm) {
             return Ok(None);
         }
-        if let Some(index) = self.heatmap_output {
-            let spec = self.landmarks.spec();
+        if let Some(index) = head.heatmap {
+            let spec = head.model.spec();
             refine_from_heatmap(
                 &mut lm,
                 index,
@@ -218,7 +256,10 @@ impl PoseEstimator {
         }
         let mask = if with_mask {
             let (mw, mh) = lm.size;
-            let logits = output(&lm.outputs, self.mask_output, (mw * mh) as usize)?;
+            let index = head
+                .mask
+                .ok_or_else(|| VisionError::Output("no mask output".into()))?;
+            let logits = output(&lm.outputs, index, (mw * mh) as usize)?;
             Some(CropMask {
                 width: mw,
                 height: mh,

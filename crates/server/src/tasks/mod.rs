@@ -44,6 +44,8 @@ pub const MODEL_NAMES: &[&str] = &[
     percept_vision::Holistic::MODELS[3],
     percept_vision::Holistic::MODELS[4],
     percept_vision::Holistic::MODELS[5],
+    // The pose landmark model with its mask head: the parser's person masks.
+    percept_vision::PoseEstimator::MASK_MODEL,
     // BlazeFace full range: the parser's face seeds and anonymize's `fast` detector.
     percept_vision::FastFaceDetector::MODEL,
 ];

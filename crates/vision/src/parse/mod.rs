@@ -166,7 +166,9 @@ impl Parser {
     /// Every model it needs loaded.
     pub const MODELS: [&'static str; 7] = [
         Holistic::MODELS[0],
-        Holistic::MODELS[1],
+        // The landmark model with the person mask (the only one loaded, so one pose landmark
+        // session serves both the masks and the hands' and face's poses).
+        crate::PoseEstimator::MASK_MODEL,
         Holistic::MODELS[2],
         Holistic::MODELS[3],
         Holistic::MODELS[4],
