@@ -98,6 +98,11 @@ fn blend(p00: u8, p10: u8, p01: u8, p11: u8, tx: u32, ty: u32) -> u8 {
         as u8
 }
 
+/// The weight of the right (lower) tap at fixed-point position `v`.
+fn weight(v: i64) -> u32 {
+    ((v >> (COORD_BITS - WEIGHT_BITS)) as u32) & (WEIGHT_ONE - 1)
+}
+
 /// The bilinear sample at fixed-point position (`x`, `y`) (pixel `i` spans `i..i+1` in
 /// `COORD_BITS` fractions, already shifted by half a pixel) where a tap may fall outside.
 fn sample_border(src: &[u8], w: i64, h: i64, x: i64, y: i64, border: Border) -> [u8; 3] {
@@ -180,28 +185,52 @@ pub fn crop_rotated_with(
     // ~18 ns a pixel, ~1.5 ms per landmark crop and a tenth of holistic's time.
     let (step_x, step_y) = (fixed(map.m[0][0]), fixed(map.m[1][0]));
     let half = 1i64 << (COORD_BITS - 1);
+    let (max_x, max_y) = ((w - 1) << COORD_BITS, (h - 1) << COORD_BITS);
     for (v, row) in out.chunks_exact_mut(row_len).enumerate() {
         let (x, y) = map.apply(0.5, v as f32 + 0.5);
         // Pixel centres sit at i + 0.5: shift by half a pixel so `>> COORD_BITS` is the tap.
         let (mut fx, mut fy) = (fixed(x) - half, fixed(y) - half);
         for px in row.chunks_exact_mut(3) {
-            let (x0, y0) = (fx >> COORD_BITS, fy >> COORD_BITS);
-            let inside = x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h;
-            let taps = if inside {
-                // Both non-negative and inside the image, so the offset fits.
-                let at = y0 as usize * stride + x0 as usize * 3;
-                src.get(at..at + 6)
-                    .zip(src.get(at + stride..at + stride + 6))
-            } else {
-                None
-            };
-            let s = match taps {
-                Some((top, bottom)) => {
-                    let tx = ((fx >> (COORD_BITS - WEIGHT_BITS)) as u32) & (WEIGHT_ONE - 1);
-                    let ty = ((fy >> (COORD_BITS - WEIGHT_BITS)) as u32) & (WEIGHT_ONE - 1);
-                    [0, 1, 2].map(|c| blend(top[c], top[c + 3], bottom[c], bottom[c + 3], tx, ty))
+            let s = match border {
+                // Replicating the edge is sampling at the position clamped into the image (the
+                // far tap then has weight 0): one path for every pixel, no per-tap checks.
+                Border::Replicate => {
+                    let (cx, cy) = (fx.clamp(0, max_x), fy.clamp(0, max_y));
+                    let (x0, y0) = ((cx >> COORD_BITS) as usize, (cy >> COORD_BITS) as usize);
+                    let dx = if x0 + 1 < w as usize { 3 } else { 0 };
+                    let dy = if y0 + 1 < h as usize { stride } else { 0 };
+                    let at = y0 * stride + x0 * 3;
+                    let (tx, ty) = (weight(cx), weight(cy));
+                    let tap = |offset: usize| src.get(at + offset..at + offset + 3);
+                    match (tap(0), tap(dx), tap(dy), tap(dy + dx)) {
+                        (Some(p00), Some(p10), Some(p01), Some(p11)) => {
+                            [0, 1, 2].map(|c| blend(p00[c], p10[c], p01[c], p11[c], tx, ty))
+                        }
+                        // Cannot happen: the clamped taps lie inside the image.
+                        _ => [0; 3],
+                    }
                 }
-                None => sample_border(src, w, h, fx, fy, border),
+                Border::Zero => {
+                    let (x0, y0) = (fx >> COORD_BITS, fy >> COORD_BITS);
+                    let inside = x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h;
+                    let taps = if inside {
+                        // Both non-negative and inside the image, so the offset fits.
+                        let at = y0 as usize * stride + x0 as usize * 3;
+                        src.get(at..at + 6)
+                            .zip(src.get(at + stride..at + stride + 6))
+                    } else {
+                        None
+                    };
+                    match taps {
+                        Some((top, bottom)) => {
+                            let (tx, ty) = (weight(fx), weight(fy));
+                            [0, 1, 2].map(|c| {
+                                blend(top[c], top[c + 3], bottom[c], bottom[c + 3], tx, ty)
+                            })
+                        }
+                        None => sample_border(src, w, h, fx, fy, border),
+                    }
+                }
             };
             px.copy_from_slice(&s);
             fx = fx.saturating_add(step_x);

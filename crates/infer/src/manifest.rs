@@ -29,7 +29,7 @@ pub struct Manifest {
 }
 
 /// One `[[variant]]` table: the file of model `of`, run with only `outputs` (the layers that
-/// feed nothing else are cut at load, see [`crate::prune`]).
+/// feed nothing else are cut at load, see [`crate::graph`]).
 #[derive(Debug, Clone, Deserialize)]
 pub struct VariantSpec {
     /// Stable name pipelines refer to.

@@ -212,7 +212,10 @@ impl OrtSession {
             .map_err(err)?
             // Read (and checked against the manifest's sha256) for each session rather than kept:
             // the bytes of holistic's models alone are ~35 MB, and extra sessions are rare.
-            .commit_from_memory(&crate::prune::model_bytes(&self.path, &self.spec)?)
+            .commit_from_memory(&crate::graph::expand_prelu(
+                &self.name,
+                crate::graph::model_bytes(&self.path, &self.spec)?,
+            )?)
             .map_err(|e| engine_err(&self.name, e))
     }
 

@@ -182,6 +182,12 @@ fn face_landmark_agrees() {
 }
 
 #[test]
+fn hand_recrop_agrees() {
+    // Its PRelu layers run as Min/Mul/Add on ONNX Runtime (percept_infer::graph).
+    compare("hand_recrop", (0, 320, 192));
+}
+
+#[test]
 fn hand_landmark_full_agrees() {
     // faces.json notes a gloved hand at the bottom left.
     compare("hand_landmark_full", (0, 320, 192));
