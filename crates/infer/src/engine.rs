@@ -32,6 +32,14 @@ pub trait Session: Send + Sync {
 
     /// The engine behind this session.
     fn engine(&self) -> EngineKind;
+
+    /// Gets ready for `runs` runs at once, so the first request that runs them concurrently
+    /// does not pay for it (ONNX Runtime builds its extra sessions now). Engines whose runs
+    /// share one plan have nothing to do.
+    fn reserve(&self, runs: usize) -> Result<()> {
+        let _ = runs;
+        Ok(())
+    }
 }
 
 /// Builds sessions from verified model files. One implementation per engine, so ONNX

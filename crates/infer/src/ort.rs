@@ -335,4 +335,28 @@ impl Session for OrtSession {
     fn engine(&self) -> EngineKind {
         EngineKind::Ort
     }
+
+    fn reserve(&self, runs: usize) -> Result<()> {
+        let wanted = runs.min(self.max_sessions);
+        loop {
+            {
+                let mut pool = self.lock();
+                if pool.created >= wanted {
+                    return Ok(());
+                }
+                pool.created += 1;
+            }
+            // Built outside the lock, as in `checkout`.
+            match self.build() {
+                Ok(session) => {
+                    self.lock().idle.push(session);
+                    self.returned.notify_one();
+                }
+                Err(e) => {
+                    self.lock().created -= 1;
+                    return Err(e);
+                }
+            }
+        }
+    }
 }

@@ -113,6 +113,12 @@ impl HandTracker {
         self.landmarks_in(image, &roi)
     }
 
+    /// Gets the engine ready to track both hands at once (holistic runs them in parallel).
+    pub fn reserve_both(&self) -> Result<()> {
+        self.recrop.reserve(2)?;
+        self.landmarks.reserve(2)
+    }
+
     /// 21 landmarks in a hand ROI; `None` when the model says there is no hand.
     pub fn landmarks_in(&self, image: &RgbImage, roi: &RotatedRect) -> Result<Option<Hand>> {
         let lm = self.landmarks.run(image, roi)?;

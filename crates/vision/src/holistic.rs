@@ -153,54 +153,16 @@ impl Holistic {
         FaceMesher::MODELS[1],
     ];
 
-    /// Builds it on loaded models, and runs both hands at once on a blank photo so an engine
-    /// with one session per concurrent run (ONNX Runtime) builds the second hand sessions now,
-    /// not during the first request (they cost that request ~25 ms).
+    /// Builds it on loaded models, with the engine ready to run both hands at once (on ONNX
+    /// Runtime the second hand sessions cost the first request ~25 ms otherwise).
     pub fn new(models: &Models) -> Result<Self> {
         let holistic = Self {
             pose: PoseEstimator::new(models)?,
             hands: HandTracker::new(models)?,
             face: FaceMesher::new(models)?,
         };
-        holistic.warm_hands()?;
+        holistic.hands.reserve_both()?;
         Ok(holistic)
-    }
-
-    fn warm_hands(&self) -> Result<()> {
-        let (w, h) = (256, 256);
-        let image = RgbImage::from_pixel(w, h, image::Rgb([128, 128, 128]));
-        let point = |x: f32, y: f32| Landmark {
-            visibility: Some(1.0),
-            presence: Some(1.0),
-            ..Landmark::at(x, y, 0.0, w, h)
-        };
-        // Every point visible in the middle; each hand's wrist, pinky and index a little apart
-        // (MediaPipe order: left wrist 15, pinky 17, index 19; right 16, 18, 20).
-        let mut landmarks = vec![point(128.0, 128.0); crate::POSE_LANDMARK_NAMES.len()];
-        for (wrist, x) in [(15, 88.0), (16, 168.0)] {
-            for (offset, (dx, dy)) in [(0, (0.0, 0.0)), (2, (-8.0, -20.0)), (4, (8.0, -20.0))] {
-                if let Some(lm) = landmarks.get_mut(wrist + offset) {
-                    *lm = point(x + dx, 128.0 + dy);
-                }
-            }
-        }
-        let pose = Pose {
-            landmarks,
-            score: 1.0,
-            roi: percept_infer::RotatedRect {
-                cx: 128.0,
-                cy: 128.0,
-                width: 256.0,
-                height: 256.0,
-                rotation: 0.0,
-            },
-            mask: None,
-        };
-        let options = HolisticOptions {
-            face: false,
-            ..HolisticOptions::default()
-        };
-        self.complete(&image, pose, &options).map(|_| ())
     }
 
     /// The pose stage, for pipelines that drive it themselves.

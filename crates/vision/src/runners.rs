@@ -266,6 +266,11 @@ impl LandmarkModel {
     }
 
     /// Whether the flag says the part is there (no flag: always).
+    /// Gets the engine ready for `runs` runs of this model at once.
+    pub(crate) fn reserve(&self, runs: usize) -> Result<()> {
+        Ok(self.model.session().reserve(runs)?)
+    }
+
     pub(crate) fn present(&self, lm: &CropLandmarks) -> bool {
         match lm.flag {
             Some(p) => p > self.spec.flag_threshold.unwrap_or(0.5),
