@@ -14,9 +14,9 @@ use std::path::Path;
 
 use prost::Message;
 use sha2::{Digest, Sha256};
-use tract_onnx::pb::{ModelProto, NodeProto, TensorProto, tensor_proto::DataType};
+use tract_onnx::pb::{GraphProto, ModelProto, NodeProto, TensorProto, tensor_proto::DataType};
 
-use crate::manifest::ModelSpec;
+use crate::manifest::{ModelSpec, check_hash};
 use crate::{InferError, Result};
 
 fn bad(model: &str, message: impl Into<String>) -> InferError {
@@ -26,15 +26,9 @@ fn bad(model: &str, message: impl Into<String>) -> InferError {
     }
 }
 
-/// The serialized model `bytes` with only the graph outputs named in `keep` (in that order) and
-/// the nodes and initializers they depend on.
-pub fn keep_outputs(model: &str, bytes: &[u8], keep: &[&str]) -> Result<Vec<u8>> {
-    let mut proto =
-        ModelProto::decode(bytes).map_err(|e| bad(model, format!("not an ONNX model: {e}")))?;
-    let graph = proto
-        .graph
-        .as_mut()
-        .ok_or_else(|| bad(model, "the model has no graph"))?;
+/// Cuts `graph` down to the outputs named in `keep` (in that order) and the nodes and
+/// initializers they depend on.
+fn keep_outputs(model: &str, graph: &mut GraphProto, keep: &[&str]) -> Result<()> {
     let mut outputs = Vec::with_capacity(keep.len());
     for &name in keep {
         let output = graph
@@ -57,12 +51,8 @@ pub fn keep_outputs(model: &str, bytes: &[u8], keep: &[&str]) -> Result<Vec<u8>>
             needed.extend(node.input.iter().filter(|s| !s.is_empty()).cloned());
         }
     }
-    let nodes = std::mem::take(&mut graph.node);
-    graph.node = nodes
-        .into_iter()
-        .zip(kept)
-        .filter_map(|(node, keep)| keep.then_some(node))
-        .collect();
+    let mut kept = kept.into_iter();
+    graph.node.retain(|_| kept.next().unwrap_or(false));
     graph.output = outputs;
     graph.initializer.retain(|t| needed.contains(&t.name));
     graph.sparse_initializer.retain(|t| {
@@ -71,7 +61,7 @@ pub fn keep_outputs(model: &str, bytes: &[u8], keep: &[&str]) -> Result<Vec<u8>>
             .is_some_and(|values| needed.contains(&values.name))
     });
     graph.value_info.retain(|v| needed.contains(&v.name));
-    Ok(proto.encode_to_vec())
+    Ok(())
 }
 
 fn has_subgraph(node: &NodeProto) -> bool {
@@ -82,25 +72,33 @@ fn has_subgraph(node: &NodeProto) -> bool {
 
 /// The bytes an engine builds `spec`'s session from: the file, checked against the manifest's
 /// sha256 (so a file changed since it was verified is refused), cut down to the variant's
-/// outputs when `spec` is a `[[variant]]`.
-pub fn model_bytes(path: &Path, spec: &ModelSpec) -> Result<Vec<u8>> {
+/// outputs when `spec` is a `[[variant]]`, with `PRelu` expanded when `expand_prelus` (ONNX
+/// Runtime). The protobuf is decoded at most once, and only when there is something to edit.
+pub fn model_bytes(path: &Path, spec: &ModelSpec, expand_prelus: bool) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).map_err(|source| InferError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let actual = hex::encode(Sha256::digest(&bytes));
-    if !actual.eq_ignore_ascii_case(&spec.sha256) {
-        return Err(InferError::HashMismatch {
-            path: path.to_path_buf(),
-            expected: spec.sha256.clone(),
-            actual,
-        });
-    }
-    if spec.variant_of.is_none() {
+    check_hash(path, spec, hex::encode(Sha256::digest(&bytes)))?;
+    // Op types are stored as plain strings: a graph without the bytes "PRelu" has none.
+    let has_prelu = expand_prelus && bytes.windows(5).any(|w| w == b"PRelu");
+    if spec.variant_of.is_none() && !has_prelu {
         return Ok(bytes);
     }
-    let keep: Vec<&str> = spec.outputs.iter().map(|o| o.name.as_str()).collect();
-    keep_outputs(&spec.name, &bytes, &keep)
+    let mut proto = ModelProto::decode(bytes.as_slice())
+        .map_err(|e| bad(&spec.name, format!("not an ONNX model: {e}")))?;
+    let graph = proto
+        .graph
+        .as_mut()
+        .ok_or_else(|| bad(&spec.name, "the model has no graph"))?;
+    if spec.variant_of.is_some() {
+        let keep: Vec<&str> = spec.outputs.iter().map(|o| o.name.as_str()).collect();
+        keep_outputs(&spec.name, graph, &keep)?;
+    }
+    if has_prelu {
+        expand_prelu(graph);
+    }
+    Ok(proto.encode_to_vec())
 }
 
 /// The values of a float initializer stored inline, or None (external data, other types).
@@ -139,18 +137,9 @@ fn op(op_type: &str, name: String, input: [&str; 2], output: String) -> NodeProt
     }
 }
 
-/// `bytes` with every `PRelu` whose slope is a float initializer written as
-/// `x + (slope - 1)·min(x, 0)` (equal up to float rounding: 1e-5 of the face mesh's outputs);
-/// the bytes unchanged when the graph has none.
-pub fn expand_prelu(model: &str, bytes: Vec<u8>) -> Result<Vec<u8>> {
-    let mut proto = ModelProto::decode(bytes.as_slice())
-        .map_err(|e| bad(model, format!("not an ONNX model: {e}")))?;
-    let Some(graph) = proto.graph.as_mut() else {
-        return Ok(bytes);
-    };
-    if !graph.node.iter().any(|n| n.op_type == "PRelu") {
-        return Ok(bytes);
-    }
+/// Writes every `PRelu` of `graph` whose slope is a float initializer as
+/// `x + (slope - 1)·min(x, 0)` (equal up to float rounding: 1e-5 of the face mesh's outputs).
+fn expand_prelu(graph: &mut GraphProto) {
     let slopes: HashMap<String, (Vec<i64>, Vec<f32>)> = graph
         .initializer
         .iter()
@@ -203,26 +192,29 @@ pub fn expand_prelu(model: &str, bytes: Vec<u8>) -> Result<Vec<u8>> {
         .chain(graph.input.iter().map(|i| i.name.as_str()))
         .collect();
     graph.initializer.retain(|t| used.contains(t.name.as_str()));
-    Ok(proto.encode_to_vec())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn pose_landmark_bytes() -> Vec<u8> {
-        let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/pose_landmark_full.onnx");
-        std::fs::read(path).expect("shipped model")
+    fn models_dir() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models")
+    }
+
+    fn graph_of(file: &str) -> GraphProto {
+        let bytes = std::fs::read(models_dir().join(file)).expect("shipped model");
+        ModelProto::decode(bytes.as_slice())
+            .expect("decode")
+            .graph
+            .expect("graph")
     }
 
     #[test]
     fn cutting_the_mask_drops_its_layers_and_keeps_the_order_asked_for() {
-        let bytes = pose_landmark_bytes();
-        let full = ModelProto::decode(bytes.as_slice()).expect("decode");
-        let cut = keep_outputs("p", &bytes, &["Identity_4", "Identity"]).expect("cut");
-        let cut = ModelProto::decode(cut.as_slice()).expect("decode");
-        let (full, cut) = (full.graph.expect("graph"), cut.graph.expect("graph"));
+        let full = graph_of("pose_landmark_full.onnx");
+        let mut cut = full.clone();
+        keep_outputs("p", &mut cut, &["Identity_4", "Identity"]).expect("cut");
         let names: Vec<&str> = cut.output.iter().map(|o| o.name.as_str()).collect();
         assert_eq!(names, ["Identity_4", "Identity"]);
         assert!(cut.node.len() < full.node.len());
@@ -243,19 +235,29 @@ mod tests {
 
     #[test]
     fn unknown_outputs_and_garbage_are_errors() {
-        let bytes = pose_landmark_bytes();
-        assert!(keep_outputs("p", &bytes, &["nope"]).is_err());
-        assert!(keep_outputs("p", b"not a model at all", &["Identity"]).is_err());
+        let mut graph = graph_of("pose_landmark_full.onnx");
+        assert!(keep_outputs("p", &mut graph, &["nope"]).is_err());
+        let manifest = crate::Manifest::load(&models_dir()).expect("manifest");
+        let mut spec = manifest
+            .model("pose_landmark_full_no_mask")
+            .expect("variant")
+            .clone();
+        let garbage = b"not a model at all";
+        // Its own hash, so the bytes get as far as decoding.
+        spec.sha256 = hex::encode(Sha256::digest(garbage));
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), garbage).expect("write");
+        assert!(matches!(
+            model_bytes(file.path(), &spec, false),
+            Err(InferError::Engine { .. })
+        ));
     }
 
     #[test]
     fn prelu_becomes_min_mul_add_and_graphs_without_it_are_untouched() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
-        let bytes = std::fs::read(dir.join("face_landmark.onnx")).expect("shipped model");
-        let before = ModelProto::decode(bytes.as_slice()).expect("decode");
-        let after = expand_prelu("face", bytes).expect("expand");
-        let after = ModelProto::decode(after.as_slice()).expect("decode");
-        let (before, after) = (before.graph.expect("graph"), after.graph.expect("graph"));
+        let before = graph_of("face_landmark.onnx");
+        let mut after = before.clone();
+        expand_prelu(&mut after);
         let count = |g: &tract_onnx::pb::GraphProto, op: &str| {
             g.node.iter().filter(|n| n.op_type == op).count()
         };
@@ -278,7 +280,10 @@ mod tests {
                 );
             }
         }
-        let plain = std::fs::read(dir.join("hand_landmark_full.onnx")).expect("shipped model");
-        assert_eq!(expand_prelu("hand", plain.clone()).expect("expand"), plain);
+        let manifest = crate::Manifest::load(&models_dir()).expect("manifest");
+        let spec = manifest.model("hand_landmark_full").expect("model");
+        let plain = std::fs::read(models_dir().join(&spec.file)).expect("shipped model");
+        let path = models_dir().join(&spec.file);
+        assert_eq!(model_bytes(&path, spec, true).expect("bytes"), plain);
     }
 }

@@ -467,12 +467,18 @@ pub fn verify_file(dir: &Path, spec: &ModelSpec) -> Result<PathBuf> {
         }
         Err(source) => return Err(InferError::Io { path, source }),
     };
+    check_hash(&path, spec, actual)?;
+    Ok(path)
+}
+
+/// Whether `actual` (hex) is the sha256 the manifest pins for `spec`'s file at `path`.
+pub(crate) fn check_hash(path: &Path, spec: &ModelSpec, actual: String) -> Result<()> {
     if !actual.eq_ignore_ascii_case(&spec.sha256) {
         return Err(InferError::HashMismatch {
-            path,
+            path: path.to_path_buf(),
             expected: spec.sha256.clone(),
             actual,
         });
     }
-    Ok(path)
+    Ok(())
 }

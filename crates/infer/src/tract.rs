@@ -53,7 +53,7 @@ impl TractSession {
     /// Loads the ONNX file at `path` (already verified) as described by `spec`.
     pub fn load(path: &Path, spec: &ModelSpec) -> Result<Self> {
         let name = spec.name.clone();
-        let bytes = crate::graph::model_bytes(path, spec)?;
+        let bytes = crate::graph::model_bytes(path, spec, false)?;
         let model = tract_onnx::onnx()
             .model_for_read(&mut bytes.as_slice())
             .map_err(|e| engine_err(&name, e))?;

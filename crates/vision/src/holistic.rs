@@ -173,8 +173,8 @@ impl Holistic {
     /// Hands and face for a person whose pose is known; the three run in parallel.
     ///
     /// Each hand runs on a scoped OS thread of its own and the face on the caller's: rayon's
-    /// idle workers spin looking for work on the same two cores the models need, and the three
-    /// calls took 16.5–18.5 ms through `rayon::join` against 12.7–13.3 ms on scoped threads.
+    /// idle workers spin looking for work on the same two cores the models need (holistic's
+    /// median went from 26.1–27.4 to 21.6–22.4 ms with the switch; BENCHMARKS.md).
     pub fn complete(
         &self,
         image: &RgbImage,

@@ -119,13 +119,17 @@ struct LandmarkHead {
 impl LandmarkHead {
     fn new(models: &Models, name: &str) -> Result<Self> {
         let model = LandmarkModel::new(models, name)?;
-        let spec = model.spec().clone();
         // A variant without the mask lists fewer outputs; a name it lacks is simply absent.
-        let index = |name: Option<String>| name.and_then(|n| model.output_index(&n).ok());
+        let index =
+            |name: &Option<String>| name.as_deref().and_then(|n| model.output_index(n).ok());
+        let (heatmap, mask) = (
+            index(&model.spec().heatmap_output),
+            index(&model.spec().segmentation_output),
+        );
         Ok(Self {
-            heatmap: index(spec.heatmap_output),
-            mask: index(spec.segmentation_output),
             model,
+            heatmap,
+            mask,
         })
     }
 }

@@ -265,12 +265,12 @@ impl LandmarkModel {
         })
     }
 
-    /// Whether the flag says the part is there (no flag: always).
     /// Gets the engine ready for `runs` runs of this model at once.
     pub(crate) fn reserve(&self, runs: usize) -> Result<()> {
         Ok(self.model.session().reserve(runs)?)
     }
 
+    /// Whether the flag says the part is there (no flag: always).
     pub(crate) fn present(&self, lm: &CropLandmarks) -> bool {
         match lm.flag {
             Some(p) => p > self.spec.flag_threshold.unwrap_or(0.5),
