@@ -50,4 +50,13 @@ pub trait Engine: Send + Sync {
 
     /// Loads `path`, described by `spec`, into a session.
     fn load(&self, path: &Path, spec: &ModelSpec) -> Result<Arc<dyn Session>>;
+
+    /// Does the part of a later [`Engine::load`] of the same model that needs memory only for
+    /// a moment, so a caller loading several models can stage them all first and keep each
+    /// one's transient memory off the others' weights (ONNX Runtime optimises the model to a
+    /// scratch file here). Loading without staging works too. Default: nothing to do.
+    fn stage(&self, path: &Path, spec: &ModelSpec) -> Result<()> {
+        let _ = (path, spec);
+        Ok(())
+    }
 }

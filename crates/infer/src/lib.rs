@@ -24,6 +24,7 @@ mod error;
 pub mod graph;
 pub mod manifest;
 mod models;
+mod native;
 mod nms;
 mod ort;
 mod preprocess;

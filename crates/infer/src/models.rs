@@ -88,24 +88,34 @@ impl Models {
     pub fn load_with(dir: impl AsRef<Path>, names: &[&str], engine: &dyn Engine) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         let manifest = Manifest::load(&dir)?;
-        let mut loaded = BTreeMap::new();
+        let mut verified: Vec<(ModelSpec, PathBuf)> = Vec::with_capacity(names.len());
         for &name in names {
-            if loaded.contains_key(name) {
+            if verified.iter().any(|(spec, _)| spec.name == name) {
                 continue;
             }
             let spec = manifest.model(name)?.clone();
-            let start = Instant::now();
             let path = verify_file(&dir, &spec)?;
+            verified.push((spec, path));
+        }
+        // Every model staged before any is loaded: the peak memory of loading is then one
+        // model's transient on top of nothing else, not on top of every model loaded so far.
+        for (spec, path) in &verified {
+            engine.stage(path, spec)?;
+        }
+        let mut loaded = BTreeMap::new();
+        for (spec, path) in verified {
+            let name = spec.name.clone();
+            let start = Instant::now();
             let session = engine.load(&path, &spec)?;
             let model = LoadedModel { spec, session };
             warm(&model)?;
             tracing::info!(
-                model = name,
+                model = %name,
                 engine = %engine.kind(),
                 ms = start.elapsed().as_millis() as u64,
                 "model loaded and warmed"
             );
-            loaded.insert(name.to_string(), model);
+            loaded.insert(name, model);
         }
         Ok(Self {
             dir,

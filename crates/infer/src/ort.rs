@@ -9,13 +9,26 @@
 //! `max_sessions` (one per worker is enough: a worker runs one model at a time), and share their
 //! pre-packed weights (with every other session of the engine), so an extra session costs
 //! little more than its activations.
+//!
+//! # Memory
+//!
+//! Each model is optimised once at load (all graph levels, including the CPU-specific NCHWc
+//! layout), saved by ONNX Runtime in its own ORT format to a scratch file, and every session of
+//! the model is then built from those bytes *in place*: ONNX Runtime reads the initializers
+//! straight from the buffer this module keeps (`session.use_ort_model_bytes_for_initializers`),
+//! so weights exist once per model however many sessions it has, and nothing of the ONNX
+//! protobuf stays resident. All sessions draw activations from one arena registered on the
+//! environment (see [`crate::native`]). Holistic's peak RSS: 175–179 MiB before, see
+//! BENCHMARKS.md for after. When the scratch file cannot be written (a read-only file system
+//! without a writable `TMPDIR`), sessions are built from the ONNX file as before, with a warning.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use ort::environment::Environment;
 use ort::logging::LogLevel;
-use ort::session::builder::{GraphOptimizationLevel, PrepackedWeights};
+use ort::session::builder::{GraphOptimizationLevel, PrepackedWeights, SessionBuilder};
 use ort::session::{RunOptions, Session as OrtRawSession};
 use ort::value::TensorRef;
 
@@ -60,6 +73,8 @@ fn runtime(dylib: &Path) -> Result<Environment> {
         .with_name("percept")
         .build()
         .map_err(|e| unavailable(format!("cannot start ONNX Runtime: {e}")))?;
+    crate::native::share_cpu_arena(&env)
+        .map_err(|e| unavailable(format!("cannot register the shared CPU arena: {e}")))?;
     *slot = Some((dylib.to_path_buf(), env.clone()));
     Ok(env)
 }
@@ -76,6 +91,10 @@ pub struct OrtEngine {
     /// contents, so a `[[variant]]` and its model (the parser's and holistic's pose landmark
     /// models) hold one copy.
     weights: PrepackedWeights,
+    /// Where optimised models wait between [`Engine::stage`] and [`Engine::load`].
+    scratch: PathBuf,
+    /// Models staged and not yet loaded, by name and file.
+    staged: Arc<Mutex<HashMap<(String, PathBuf), tempfile::TempDir>>>,
 }
 
 impl std::fmt::Debug for OrtEngine {
@@ -84,6 +103,7 @@ impl std::fmt::Debug for OrtEngine {
             .field("dylib", &self.dylib)
             .field("intra_threads", &self.intra_threads)
             .field("max_sessions", &self.max_sessions)
+            .field("scratch", &self.scratch)
             .finish_non_exhaustive()
     }
 }
@@ -99,7 +119,19 @@ impl OrtEngine {
             intra_threads: 1,
             max_sessions: std::thread::available_parallelism().map_or(1, |n| n.get()),
             weights: PrepackedWeights::new(),
+            scratch: std::env::temp_dir(),
+            staged: Arc::default(),
         })
+    }
+
+    /// The folder for optimised models between staging and loading (a folder per model, removed
+    /// when the model is loaded, at most the size of the model files); default
+    /// `std::env::temp_dir()` (`TMPDIR`). An unwritable folder costs memory, not function: see
+    /// the module docs.
+    #[must_use]
+    pub fn with_scratch_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.scratch = dir.into();
+        self
     }
 
     /// Threads one run may use (at least 1). Keep `intra_threads × workers ≤ cores`.
@@ -136,6 +168,26 @@ impl Engine for OrtEngine {
     fn load(&self, path: &Path, spec: &ModelSpec) -> Result<Arc<dyn Session>> {
         Ok(Arc::new(OrtSession::load(self, path, spec)?))
     }
+
+    fn stage(&self, path: &Path, spec: &ModelSpec) -> Result<()> {
+        let staged = match optimize_to_file(self, path, spec) {
+            Ok(dir) => dir,
+            // `load` tries again and says why if it fails again.
+            Err(Optimize::Fallback(reason)) => {
+                tracing::debug!(model = %spec.name, %reason, "not staged");
+                return Ok(());
+            }
+            Err(Optimize::Model(e)) => return Err(e),
+        };
+        self.staged
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((spec.name.clone(), path.to_path_buf()), staged);
+        // The optimisation's transient copies are free now; give them back rather than let them
+        // sit under the next model's.
+        crate::native::release_free_heap();
+        Ok(())
+    }
 }
 
 struct Pool {
@@ -143,18 +195,37 @@ struct Pool {
     created: usize,
 }
 
+/// What a model's sessions are built from.
+enum Source {
+    /// The model optimised and in ORT format. Sessions read their initializers from these bytes
+    /// for as long as they live: the buffer is never changed or moved (a boxed slice), and
+    /// [`OrtSession`]'s `Drop` empties the pool before the buffer is freed.
+    Optimized(Box<[u8]>),
+    /// The ONNX file, read (and its hash checked) again for each session.
+    Onnx(PathBuf),
+}
+
 /// A model on ONNX Runtime: a pool of ORT sessions built from the same bytes (see the module
 /// docs for why a pool).
 pub struct OrtSession {
     name: String,
-    path: PathBuf,
     spec: ModelSpec,
-    env: Environment,
-    weights: PrepackedWeights,
-    intra_threads: usize,
-    max_sessions: usize,
+    engine: OrtEngine,
     pool: Mutex<Pool>,
     returned: Condvar,
+    source: Source,
+}
+
+impl Drop for OrtSession {
+    fn drop(&mut self) {
+        // Sessions first, then (with the fields) the bytes they read from. No lease can be out:
+        // a lease borrows `self`.
+        self.pool
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .idle
+            .clear();
+    }
 }
 
 fn engine_err(name: &str, e: impl std::fmt::Display) -> InferError {
@@ -165,22 +236,46 @@ fn engine_err(name: &str, e: impl std::fmt::Display) -> InferError {
 }
 
 impl OrtSession {
-    /// Loads the ONNX file at `path` (already verified) and builds its first session, so a
-    /// model ONNX Runtime rejects fails here rather than on the first request.
+    /// Loads the ONNX file at `path` (already verified), optimises it (see the module docs) and
+    /// builds its first session, so a model ONNX Runtime rejects fails here rather than on the
+    /// first request.
     pub fn load(engine: &OrtEngine, path: &Path, spec: &ModelSpec) -> Result<Self> {
+        let staged = engine
+            .staged
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(spec.name.clone(), path.to_path_buf()));
+        let optimized = match staged {
+            Some(dir) => read_optimized(&dir),
+            None => optimize_to_file(engine, path, spec).and_then(|dir| read_optimized(&dir)),
+        };
+        let source = match optimized {
+            Ok(bytes) => Source::Optimized(bytes),
+            Err(Optimize::Fallback(reason)) => {
+                tracing::warn!(
+                    model = %spec.name,
+                    scratch = %engine.scratch.display(),
+                    %reason,
+                    "cannot make the optimised model; its sessions are built from ONNX and hold \
+                     their own weights"
+                );
+                Source::Onnx(path.to_path_buf())
+            }
+            Err(Optimize::Model(e)) => return Err(e),
+        };
+        // The ONNX build's transient copies are free now; give them back rather than let them
+        // count in the process's resident size for good.
+        crate::native::release_free_heap();
         let session = Self {
             name: spec.name.clone(),
-            path: path.to_path_buf(),
             spec: spec.clone(),
-            env: engine.env.clone(),
-            weights: engine.weights.clone(),
-            intra_threads: engine.intra_threads,
-            max_sessions: engine.max_sessions,
+            engine: engine.clone(),
             pool: Mutex::new(Pool {
                 idle: Vec::new(),
                 created: 1,
             }),
             returned: Condvar::new(),
+            source,
         };
         let first = session.build()?;
         session.lock().idle.push(first);
@@ -188,32 +283,27 @@ impl OrtSession {
     }
 
     fn build(&self) -> Result<OrtRawSession> {
-        let err = |e: ort::Error<_>| engine_err(&self.name, e);
-        OrtRawSession::builder(&self.env)
-            .map_err(|e| engine_err(&self.name, e))?
-            .with_optimization_level(GraphOptimizationLevel::All)
-            .map_err(err)?
-            .with_intra_threads(self.intra_threads)
-            .map_err(err)?
-            .with_inter_threads(1)
-            .map_err(err)?
-            // Spinning keeps idle pool threads busy after a run, taking cores from the other
-            // workers; only matters when intra_threads > 1.
-            .with_intra_op_spinning(false)
-            .map_err(err)?
-            .with_prepacked_weights(&self.weights)
-            .map_err(err)?
-            // A memory pattern plans one more block per input shape on top of the arena: holistic's
-            // peak RSS was 244 MiB with it, 197 without, at the same speed (one A/B).
-            .with_memory_pattern(false)
-            .map_err(err)?
-            // The environment forwards every level to `tracing`; below warnings ORT is chatty.
-            .with_log_level(LogLevel::Warning)
-            .map_err(err)?
-            // Read (and checked against the manifest's sha256) for each session rather than kept:
-            // the files of holistic's models alone are ~38 MB, and extra sessions are rare.
-            .commit_from_memory(&crate::graph::model_bytes(&self.path, &self.spec, true)?)
-            .map_err(|e| engine_err(&self.name, e))
+        match &self.source {
+            Source::Optimized(bytes) => {
+                // Already optimised for this machine; the keys make ONNX Runtime read the graph
+                // and the initializers from `bytes` instead of copying them (see `Source`).
+                self.engine
+                    .builder(&self.name, GraphOptimizationLevel::Disable)?
+                    .with_config_entry("session.use_ort_model_bytes_directly", "1")
+                    .map_err(|e| engine_err(&self.name, e))?
+                    .with_config_entry("session.use_ort_model_bytes_for_initializers", "1")
+                    .map_err(|e| engine_err(&self.name, e))?
+                    .commit_from_memory(bytes)
+                    .map_err(|e| engine_err(&self.name, e))
+            }
+            // Read (and checked against the manifest's sha256) for each session rather than
+            // kept: the files of holistic's models alone are ~38 MB, and extra sessions are rare.
+            Source::Onnx(path) => self
+                .engine
+                .builder(&self.name, GraphOptimizationLevel::All)?
+                .commit_from_memory(&crate::graph::model_bytes(path, &self.spec, true)?)
+                .map_err(|e| engine_err(&self.name, e)),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Pool> {
@@ -241,7 +331,7 @@ impl OrtSession {
                     session: Some(session),
                 });
             }
-            if pool.created < self.max_sessions {
+            if pool.created < self.engine.max_sessions {
                 pool.created += 1;
                 drop(pool);
                 let session = self.build_counted()?;
@@ -257,6 +347,87 @@ impl OrtSession {
                 .unwrap_or_else(PoisonError::into_inner);
         }
     }
+}
+
+impl OrtEngine {
+    /// A builder with what every session of this engine shares; `name` is for errors.
+    fn builder(&self, name: &str, level: GraphOptimizationLevel) -> Result<SessionBuilder> {
+        let err = |e: ort::Error<_>| engine_err(name, e);
+        OrtRawSession::builder(&self.env)
+            .map_err(|e| engine_err(name, e))?
+            .with_optimization_level(level)
+            .map_err(err)?
+            .with_intra_threads(self.intra_threads)
+            .map_err(err)?
+            .with_inter_threads(1)
+            .map_err(err)?
+            // Spinning keeps idle pool threads busy after a run, taking cores from the other
+            // workers; only matters when intra_threads > 1.
+            .with_intra_op_spinning(false)
+            .map_err(err)?
+            .with_prepacked_weights(&self.weights)
+            .map_err(err)?
+            // A memory pattern plans one more block per input shape on top of the arena: holistic's
+            // peak RSS was 244 MiB with it, 197 without, at the same speed (one A/B).
+            .with_memory_pattern(false)
+            .map_err(err)?
+            // Activations from the environment's one arena (`crate::native::share_cpu_arena`).
+            .with_env_allocators()
+            .map_err(err)?
+            // The environment forwards every level to `tracing`; below warnings ORT is chatty.
+            .with_log_level(LogLevel::Warning)
+            .map_err(err)
+    }
+}
+
+/// Why a model could not be optimised ahead of its sessions.
+enum Optimize {
+    /// The scratch file could not be written or read back, or ONNX Runtime failed while saving:
+    /// build from ONNX instead (a model ONNX Runtime rejects then fails that build).
+    Fallback(String),
+    /// The model's file cannot be read or does not match its hash: a load error.
+    Model(InferError),
+}
+
+/// The optimised model in a staging folder.
+const OPTIMIZED: &str = "model.ort";
+
+/// Optimises the model at `path` for this machine into a new folder under the engine's scratch
+/// folder, in ORT format: one throwaway session at the highest optimisation level writes the
+/// optimised graph. ONNX Runtime reads the (edited) ONNX from a file there too, so the bytes
+/// are not held in memory while it parses them.
+fn optimize_to_file(
+    engine: &OrtEngine,
+    path: &Path,
+    spec: &ModelSpec,
+) -> Result<tempfile::TempDir, Optimize> {
+    let fallback = |e: &dyn std::fmt::Display| Optimize::Fallback(e.to_string());
+    let scratch = tempfile::Builder::new()
+        .prefix("percept-ort-")
+        .tempdir_in(&engine.scratch)
+        .map_err(|e| fallback(&format!("{}: {e}", engine.scratch.display())))?;
+    let onnx = scratch.path().join("model.onnx");
+    let bytes = crate::graph::model_bytes(path, spec, true).map_err(Optimize::Model)?;
+    std::fs::write(&onnx, &bytes).map_err(|e| fallback(&format!("{}: {e}", onnx.display())))?;
+    drop(bytes);
+    let session = engine
+        .builder(&spec.name, GraphOptimizationLevel::All)
+        .map_err(|e| fallback(&e))?
+        .with_optimized_model_path(scratch.path().join(OPTIMIZED))
+        .map_err(|e| fallback(&e))?
+        .commit_from_file(&onnx)
+        .map_err(|e| fallback(&e))?;
+    drop(session);
+    std::fs::remove_file(&onnx).map_err(|e| fallback(&format!("{}: {e}", onnx.display())))?;
+    Ok(scratch)
+}
+
+/// The optimised model from a folder [`optimize_to_file`] made (removed when `dir` is dropped).
+fn read_optimized(dir: &tempfile::TempDir) -> Result<Box<[u8]>, Optimize> {
+    let file = dir.path().join(OPTIMIZED);
+    std::fs::read(&file)
+        .map(Vec::into_boxed_slice)
+        .map_err(|e| Optimize::Fallback(format!("cannot read back {}: {e}", file.display())))
 }
 
 /// A session taken from the pool; goes back on drop, also when the run failed or panicked
@@ -334,7 +505,7 @@ impl Session for OrtSession {
     }
 
     fn reserve(&self, runs: usize) -> Result<()> {
-        let wanted = runs.min(self.max_sessions);
+        let wanted = runs.min(self.engine.max_sessions);
         loop {
             {
                 let mut pool = self.lock();

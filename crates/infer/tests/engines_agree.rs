@@ -262,3 +262,41 @@ fn mask_free_variant_gives_the_full_models_other_outputs() {
         );
     }
 }
+
+/// Where the optimised model cannot be staged, ONNX Runtime builds from the ONNX file instead and
+/// answers the same; where it can, nothing is left in the scratch folder once the model is
+/// loaded.
+#[test]
+fn ort_without_a_writable_scratch_folder_answers_the_same() {
+    let Some(ort) = ort_engine() else { return };
+    let scratch = tempfile::tempdir().unwrap();
+    let staged = load(
+        "hand_landmark_full",
+        &ort.clone().with_scratch_dir(scratch.path()),
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(scratch.path()).unwrap().collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let missing = scratch.path().join("no/such/folder");
+    let fallback = load("hand_landmark_full", &ort.with_scratch_dir(&missing));
+    assert!(!missing.exists());
+    let input = input_for(&staged, (0, 320, 192));
+    let (a, b) = (staged.run(&input).unwrap(), fallback.run(&input).unwrap());
+    assert_eq!(a.len(), b.len());
+    for (a, b) in a.iter().zip(&b) {
+        assert_eq!(a.shape(), b.shape());
+        let diff = a
+            .data()
+            .iter()
+            .zip(b.data())
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            diff < 1e-4,
+            "staged and ONNX-built sessions differ by {diff}"
+        );
+    }
+    // Dropping a model drops its sessions before the bytes they read; build and drop again.
+    drop((staged, fallback));
+    let again = load("hand_landmark_full", &ort_engine().unwrap());
+    assert_eq!(again.run(&input).unwrap(), a);
+}

@@ -180,6 +180,29 @@ async fn kubernetes_objects_are_complete_and_consistent() {
                     "{probe} port {port:?} is not a container port"
                 );
             }
+            // A read-only root needs a writable TMPDIR (default /tmp): ONNX Runtime stages its
+            // optimised models there, and without it every session copies its weights.
+            let read_only = container
+                .get("securityContext")
+                .and_then(|c| c.get("readOnlyRootFilesystem"))
+                .and_then(Yaml::as_bool)
+                == Some(true);
+            if read_only {
+                let mounts = container.get("volumeMounts").and_then(Yaml::as_sequence);
+                let scratch = mounts
+                    .into_iter()
+                    .flatten()
+                    .find(|m| text(m, &["mountPath"]) == Some("/tmp"))
+                    .and_then(|m| text(m, &["name"]))
+                    .expect("percept: read-only root without a volume at /tmp");
+                let volumes = at(deployment, &["spec", "template", "spec", "volumes"]);
+                assert!(
+                    volumes.as_sequence().unwrap().iter().any(|v| {
+                        text(v, &["name"]) == Some(scratch) && v.get("emptyDir").is_some()
+                    }),
+                    "percept: /tmp is not an emptyDir volume"
+                );
+            }
             let env = at(container, &["env"]).as_sequence().unwrap();
             assert!(
                 env.iter()
