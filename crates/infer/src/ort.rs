@@ -413,6 +413,11 @@ fn optimize_to_file(
     let session = engine
         .builder(&spec.name, GraphOptimizationLevel::All)
         .map_err(|e| fallback(&e))?
+        // Its warnings are noise at every start: that the saved model is specific to this
+        // machine (it is only used here) and one line per unused initializer the optimiser drops
+        // (59 for the parsing model). Errors still show, and a fallback build logs as usual.
+        .with_log_level(LogLevel::Error)
+        .map_err(|e| fallback(&e))?
         .with_optimized_model_path(scratch.path().join(OPTIMIZED))
         .map_err(|e| fallback(&e))?
         .commit_from_file(&onnx)
