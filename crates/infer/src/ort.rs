@@ -18,9 +18,12 @@
 //! straight from the buffer this module keeps (`session.use_ort_model_bytes_for_initializers`),
 //! so weights exist once per model however many sessions it has, and nothing of the ONNX
 //! protobuf stays resident. All sessions draw activations from one arena registered on the
-//! environment (see [`crate::native`]). Holistic's peak RSS: 175–179 MiB before, see
-//! BENCHMARKS.md for after. When the scratch file cannot be written (a read-only file system
-//! without a writable `TMPDIR`), sessions are built from the ONNX file as before, with a warning.
+//! environment (see [`crate::native`]). [`Engine::stage`] does the optimising, so a caller
+//! loading several models (`Models::load_with`) optimises them all before loading any and
+//! the transient memory of one never sits on the others' weights. Holistic's peak RSS went
+//! from 175–179 to 105 MiB (BENCHMARKS.md, "After the memory pass"). When the scratch file
+//! cannot be written (a read-only file system without a writable `TMPDIR`), sessions are
+//! built from the ONNX file, each with its own weights (147 MiB), and a warning says so.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
