@@ -269,7 +269,7 @@ impl OrtSession {
         // The ONNX build's transient copies are free now; give them back rather than let them
         // count in the process's resident size for good.
         crate::native::release_free_heap();
-        let session = Self {
+        let mut session = Self {
             name: spec.name.clone(),
             spec: spec.clone(),
             engine: engine.clone(),
@@ -280,7 +280,21 @@ impl OrtSession {
             returned: Condvar::new(),
             source,
         };
-        let first = session.build()?;
+        let first = match session.build() {
+            Ok(first) => first,
+            // A library that saves ORT format it cannot load back (another build or version
+            // than the one percept pins) still runs the model, at the ONNX-built memory cost.
+            Err(error) if matches!(session.source, Source::Optimized(_)) => {
+                tracing::warn!(
+                    model = %spec.name,
+                    %error,
+                    "ONNX Runtime cannot load the model it optimised; building it from ONNX"
+                );
+                session.source = Source::Onnx(path.to_path_buf());
+                session.build()?
+            }
+            Err(error) => return Err(error),
+        };
         session.lock().idle.push(first);
         Ok(session)
     }

@@ -75,6 +75,15 @@ fn input_for(model: &LoadedModel, square: (u32, u32, u32)) -> Tensor {
     image_to_tensor(&crop, &fit, spec)
 }
 
+/// The largest absolute difference between two tensors' values.
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    a.data()
+        .iter()
+        .zip(b.data())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max)
+}
+
 fn sigmoid(v: f32) -> f32 {
     1.0 / (1.0 + (-v).exp())
 }
@@ -112,12 +121,7 @@ fn compare(name: &str, square: (u32, u32, u32)) {
             (a.clone(), b.clone())
         };
         let scale = a.data().iter().fold(1.0f32, |m, v| m.max(v.abs()));
-        let max_diff = a
-            .data()
-            .iter()
-            .zip(b.data())
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max);
+        let max_diff = max_abs_diff(&a, &b);
         let mean_diff = a
             .data()
             .iter()
@@ -241,12 +245,7 @@ fn mask_free_variant_gives_the_full_models_other_outputs() {
         for (j, i) in [0, 1, 3, 4].into_iter().enumerate() {
             assert_eq!(a[i].shape(), b[j].shape());
             let scale = a[i].data().iter().fold(1.0f32, |m, v| m.max(v.abs()));
-            let diff = a[i]
-                .data()
-                .iter()
-                .zip(b[j].data())
-                .map(|(x, y)| (x - y).abs())
-                .fold(0.0f32, f32::max);
+            let diff = max_abs_diff(&a[i], &b[j]);
             assert!(
                 diff / scale < LIMIT,
                 "{:?}: output {i} differs by {diff} after the cut",
@@ -284,12 +283,7 @@ fn ort_without_a_writable_scratch_folder_answers_the_same() {
     assert_eq!(a.len(), b.len());
     for (a, b) in a.iter().zip(&b) {
         assert_eq!(a.shape(), b.shape());
-        let diff = a
-            .data()
-            .iter()
-            .zip(b.data())
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max);
+        let diff = max_abs_diff(a, b);
         assert!(
             diff < 1e-4,
             "staged and ONNX-built sessions differ by {diff}"
@@ -299,4 +293,36 @@ fn ort_without_a_writable_scratch_folder_answers_the_same() {
     drop((staged, fallback));
     let again = load("hand_landmark_full", &ort_engine().unwrap());
     assert_eq!(again.run(&input).unwrap(), a);
+}
+
+/// An optimised model ONNX Runtime cannot load back (here: the staged file cut short) is
+/// built from ONNX instead, and answers as before.
+#[test]
+fn ort_falls_back_to_onnx_when_its_optimised_model_does_not_load() {
+    let Some(ort) = ort_engine() else { return };
+    let name = "hand_recrop";
+    let reference = load(name, &ort);
+    let scratch = tempfile::tempdir().unwrap();
+    let engine = ort.with_scratch_dir(scratch.path());
+    let dir = root().join("models");
+    let manifest = percept_infer::Manifest::load(&dir).unwrap();
+    let spec = manifest.model(name).unwrap();
+    let path = percept_infer::manifest::verify_file(&dir, spec).unwrap();
+    engine.stage(&path, spec).unwrap();
+    let staged: Vec<PathBuf> = std::fs::read_dir(scratch.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path().join("model.ort"))
+        .collect();
+    assert_eq!(staged.len(), 1, "{staged:?}");
+    let bytes = std::fs::read(&staged[0]).unwrap();
+    std::fs::write(&staged[0], &bytes[..bytes.len() / 2]).unwrap();
+    let session = engine.load(&path, spec).unwrap();
+    let input = input_for(&reference, (0, 320, 192));
+    let expected = reference.run(&input).unwrap();
+    let got = session.run(std::slice::from_ref(&input)).unwrap();
+    assert_eq!(got.len(), expected.len());
+    for (a, b) in got.iter().zip(&expected) {
+        let diff = max_abs_diff(a, b);
+        assert!(diff < 1e-4, "fallback session differs by {diff}");
+    }
 }
