@@ -4,8 +4,8 @@
 //!
 //! - [`share_cpu_arena`] gives every ONNX Runtime session of the process one CPU arena instead
 //!   of one each: holistic's seven sessions each kept the activations of their own largest run
-//!   (31 MB of arenas at peak in a heaptrack profile); sharing cut peak RSS by 25–35 MiB at the
-//!   same speed (three alternating rounds, BENCHMARKS.md). The `ort` crate has the session switch
+//!   (31 MB of arenas at peak in a heaptrack profile); sharing took holistic's peak RSS from
+//!   173–178 to 139–151 MiB at the same speed (three alternating rounds, BENCHMARKS.md). The `ort` crate has the session switch
 //!   (`session.use_env_allocators`) but not the environment call that registers the arena.
 //! - [`release_free_heap`] hands glibc's free pages back to the kernel after a model load, whose
 //!   transient copies (protobuf, graph, unoptimised weights) glibc otherwise keeps resident.

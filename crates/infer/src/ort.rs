@@ -185,10 +185,7 @@ impl Engine for OrtEngine {
         self.staged
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert((spec.name.clone(), path.to_path_buf()), staged);
-        // The optimisation's transient copies are free now; give them back rather than let them
-        // sit under the next model's.
-        crate::native::release_free_heap();
+            .insert(staged_key(path, spec), staged);
         Ok(())
     }
 }
@@ -211,7 +208,6 @@ enum Source {
 /// A model on ONNX Runtime: a pool of ORT sessions built from the same bytes (see the module
 /// docs for why a pool).
 pub struct OrtSession {
-    name: String,
     spec: ModelSpec,
     engine: OrtEngine,
     pool: Mutex<Pool>,
@@ -247,7 +243,7 @@ impl OrtSession {
             .staged
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(&(spec.name.clone(), path.to_path_buf()));
+            .remove(&staged_key(path, spec));
         let optimized = match staged {
             Some(dir) => read_optimized(&dir),
             None => optimize_to_file(engine, path, spec).and_then(|dir| read_optimized(&dir)),
@@ -266,11 +262,7 @@ impl OrtSession {
             }
             Err(Optimize::Model(e)) => return Err(e),
         };
-        // The ONNX build's transient copies are free now; give them back rather than let them
-        // count in the process's resident size for good.
-        crate::native::release_free_heap();
         let mut session = Self {
-            name: spec.name.clone(),
             spec: spec.clone(),
             engine: engine.clone(),
             pool: Mutex::new(Pool {
@@ -305,22 +297,26 @@ impl OrtSession {
                 // Already optimised for this machine; the keys make ONNX Runtime read the graph
                 // and the initializers from `bytes` instead of copying them (see `Source`).
                 self.engine
-                    .builder(&self.name, GraphOptimizationLevel::Disable)?
+                    .builder(self.name(), GraphOptimizationLevel::Disable)?
                     .with_config_entry("session.use_ort_model_bytes_directly", "1")
-                    .map_err(|e| engine_err(&self.name, e))?
+                    .map_err(|e| engine_err(self.name(), e))?
                     .with_config_entry("session.use_ort_model_bytes_for_initializers", "1")
-                    .map_err(|e| engine_err(&self.name, e))?
+                    .map_err(|e| engine_err(self.name(), e))?
                     .commit_from_memory(bytes)
-                    .map_err(|e| engine_err(&self.name, e))
+                    .map_err(|e| engine_err(self.name(), e))
             }
             // Read (and checked against the manifest's sha256) for each session rather than
             // kept: the files of holistic's models alone are ~38 MB, and extra sessions are rare.
             Source::Onnx(path) => self
                 .engine
-                .builder(&self.name, GraphOptimizationLevel::All)?
+                .builder(self.name(), GraphOptimizationLevel::All)?
                 .commit_from_memory(&crate::graph::model_bytes(path, &self.spec, true)?)
-                .map_err(|e| engine_err(&self.name, e)),
+                .map_err(|e| engine_err(self.name(), e)),
         }
+    }
+
+    fn name(&self) -> &str {
+        &self.spec.name
     }
 
     fn lock(&self) -> MutexGuard<'_, Pool> {
@@ -352,7 +348,7 @@ impl OrtSession {
                 pool.created += 1;
                 drop(pool);
                 let session = self.build_counted()?;
-                tracing::debug!(model = %self.name, "extra ONNX Runtime session");
+                tracing::debug!(model = %self.name(), "extra ONNX Runtime session");
                 return Ok(Lease {
                     owner: self,
                     session: Some(session),
@@ -406,6 +402,11 @@ enum Optimize {
     Model(InferError),
 }
 
+/// How [`Engine::stage`] files a staged model for [`OrtSession::load`].
+fn staged_key(path: &Path, spec: &ModelSpec) -> (String, PathBuf) {
+    (spec.name.clone(), path.to_path_buf())
+}
+
 /// The optimised model in a staging folder.
 const OPTIMIZED: &str = "model.ort";
 
@@ -440,6 +441,9 @@ fn optimize_to_file(
         .commit_from_file(&onnx)
         .map_err(|e| fallback(&e))?;
     drop(session);
+    // The optimisation's transient copies (protobuf, graph, unoptimised weights) are free now;
+    // give them back rather than let them sit under the next model's weights.
+    crate::native::release_free_heap();
     std::fs::remove_file(&onnx).map_err(|e| fallback(&format!("{}: {e}", onnx.display())))?;
     Ok(scratch)
 }
@@ -477,25 +481,25 @@ impl Session for OrtSession {
         let [input] = inputs else {
             return Err(InferError::Shape(format!(
                 "model `{}` takes one input, got {}",
-                self.name,
+                self.name(),
                 inputs.len()
             )));
         };
         let value = TensorRef::from_array_view((input.shape(), input.data()))
-            .map_err(|e| engine_err(&self.name, e))?;
+            .map_err(|e| engine_err(self.name(), e))?;
         let mut lease = self.checkout()?;
         let session = lease
             .session
             .as_mut()
-            .ok_or_else(|| engine_err(&self.name, "no session in lease"))?;
+            .ok_or_else(|| engine_err(self.name(), "no session in lease"))?;
         // The arena would otherwise keep the largest activations ever seen (CenterFace on a
         // 12 MP photo: 350–450 MB) for the life of the process, so a large input shrinks it after
         // its run. Small fixed-size inputs skip it: re-growing costs ~10 % of holistic's time.
         let shrink = if input.len() > SHRINK_ABOVE_VALUES {
-            let mut options = RunOptions::new().map_err(|e| engine_err(&self.name, e))?;
+            let mut options = RunOptions::new().map_err(|e| engine_err(self.name(), e))?;
             options
                 .set("memory.enable_memory_arena_shrinkage", "cpu:0")
-                .map_err(|e| engine_err(&self.name, e))?;
+                .map_err(|e| engine_err(self.name(), e))?;
             Some(options)
         } else {
             None
@@ -504,19 +508,19 @@ impl Session for OrtSession {
             Some(options) => session.run_with_options(ort::inputs![value], options),
             None => session.run(ort::inputs![value]),
         }
-        .map_err(|e| engine_err(&self.name, e))?;
+        .map_err(|e| engine_err(self.name(), e))?;
         // Graph order, as tract gives them.
         outputs
             .values()
             .map(|value| {
                 let (shape, data) = value
                     .try_extract_tensor::<f32>()
-                    .map_err(|e| engine_err(&self.name, e))?;
+                    .map_err(|e| engine_err(self.name(), e))?;
                 let shape = shape
                     .iter()
                     .map(|&d| usize::try_from(d))
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| engine_err(&self.name, format!("output shape {shape:?}: {e}")))?;
+                    .map_err(|e| engine_err(self.name(), format!("output shape {shape:?}: {e}")))?;
                 Tensor::new(shape, data.to_vec())
             })
             .collect()

@@ -4,44 +4,19 @@
 //! Runtime library (`scripts/fetch-ort`, or `PERCEPT_ORT_DYLIB`); without it these tests say so
 //! loudly and pass, unless `PERCEPT_REQUIRE_ORT=1`, which makes a missing library a failure.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod common;
+
+use common::ort_engine;
 use image::RgbImage;
 use percept_infer::{
-    Engine, EngineKind, Fit, LoadedModel, Models, OrtEngine, OrtLocator, Tensor, TractEngine,
-    image_to_tensor,
+    Engine, EngineKind, Fit, LoadedModel, Models, Tensor, TractEngine, image_to_tensor,
 };
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn ort_engine() -> Option<OrtEngine> {
-    let required = std::env::var("PERCEPT_REQUIRE_ORT").is_ok_and(|v| v == "1");
-    let found = OrtLocator::from_env()
-        .locate()
-        .and_then(|path| OrtEngine::new(&path).map_err(|e| e.to_string()));
-    match found {
-        Ok(engine) => Some(engine),
-        Err(reason) if required => panic!("PERCEPT_REQUIRE_ORT=1 but ONNX Runtime: {reason}"),
-        Err(reason) => {
-            // Straight to stderr, not eprintln!: the test harness swallows eprintln! output
-            // of passing tests, and a skipped comparison must be seen.
-            static BANNER: std::sync::Once = std::sync::Once::new();
-            BANNER.call_once(|| {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-                     !! SKIPPED engines_agree: ONNX Runtime is not available ({reason}).\n\
-                     !! Run scripts/fetch-ort to compare tract with ONNX Runtime.\n\
-                     !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-                );
-            });
-            None
-        }
-    }
 }
 
 fn load(name: &str, engine: &dyn Engine) -> LoadedModel {

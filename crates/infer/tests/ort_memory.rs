@@ -7,7 +7,10 @@
 
 use std::path::Path;
 
-use percept_infer::{Models, OrtEngine, OrtLocator};
+mod common;
+
+use common::ort_engine;
+use percept_infer::{Models, OrtEngine};
 
 const MODEL: &str = "hand_landmark_full";
 
@@ -37,22 +40,8 @@ fn second_session_cost(engine: &OrtEngine) -> f64 {
 #[test]
 #[cfg(target_os = "linux")]
 fn a_second_session_shares_the_weights() {
-    let required = std::env::var("PERCEPT_REQUIRE_ORT").is_ok_and(|v| v == "1");
-    let engine = match OrtLocator::from_env()
-        .locate()
-        .and_then(|path| OrtEngine::new(&path).map_err(|e| e.to_string()))
-    {
-        Ok(engine) => engine.with_max_sessions(2),
-        Err(reason) if required => panic!("PERCEPT_REQUIRE_ORT=1 but ONNX Runtime: {reason}"),
-        Err(reason) => {
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr(),
-                "!! SKIPPED ort_memory: ONNX Runtime is not available ({reason})"
-            );
-            return;
-        }
-    };
+    let Some(engine) = ort_engine() else { return };
+    let engine = engine.with_max_sessions(2);
     let shared = second_session_cost(&engine);
     // The control: without a scratch folder each session is built from ONNX and holds its own
     // weights; the same measure must see them, or it proves nothing.
