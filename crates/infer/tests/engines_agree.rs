@@ -155,6 +155,36 @@ fn pose_landmark_full_agrees() {
 }
 
 #[test]
+fn lip_parser_agrees_and_gives_the_same_labels() {
+    // The trained parser on the pose crop's square around the person.
+    compare("lip_parser", (0, 22, 490));
+    let Some(ort) = ort_engine() else { return };
+    let tract = load("lip_parser", &TractEngine);
+    let onnx = load("lip_parser", &ort);
+    let input = input_for(&tract, (0, 22, 490));
+    let (a, b) = (tract.run(&input).unwrap(), onnx.run(&input).unwrap());
+    let argmax = |t: &Tensor| -> Vec<usize> {
+        let (c, plane) = (t.shape()[1], t.shape()[2] * t.shape()[3]);
+        (0..plane)
+            .map(|i| {
+                (0..c)
+                    .max_by(|&x, &y| t.data()[x * plane + i].total_cmp(&t.data()[y * plane + i]))
+                    .unwrap_or(0)
+            })
+            .collect()
+    };
+    let (la, lb) = (argmax(&a[0]), argmax(&b[0]));
+    let same = la.iter().zip(&lb).filter(|(x, y)| x == y).count();
+    let labelled = la.iter().filter(|&&l| l != 0).count();
+    eprintln!(
+        "lip_parser: {same} of {} labels agree, {labelled} person pixels",
+        la.len()
+    );
+    assert!(labelled > la.len() / 10, "the astronaut is labelled");
+    assert!(same * 1000 >= la.len() * 999, "{same} of {}", la.len());
+}
+
+#[test]
 fn face_landmark_agrees() {
     // faces.json: the face is (175, 68) 100×112; MediaPipe crops 1.5× that, square.
     compare("face_landmark", (141, 40, 168));

@@ -1,6 +1,7 @@
 //! Human parsing over HTTP on real photos: people counted, each label where a person would
 //! look for it (face inside the detected face, hair around it, clothes below it, the person's
 //! own left and right), a label mask that decodes, and no person answered with 0 persons.
+//! The trained network is the default parser; `parser=pose-guided` still runs the rules.
 #![allow(clippy::unwrap_used)] // in tests a failed unwrap is a failed test
 
 mod common;
@@ -32,14 +33,29 @@ fn segment<'a>(body: &'a Value, person: u64, label: &str) -> Option<&'a Value> {
 }
 
 async fn parse(server: &TestServer, name: &str) -> Value {
+    parse_with(server, name, "").await
+}
+
+async fn parse_with(server: &TestServer, name: &str, query: &str) -> Value {
     let (status, body) = send(
         client()
-            .post(server.url("/v1/parse"))
+            .post(server.url(&format!("/v1/parse{query}")))
             .multipart(multipart(data(name), "image")),
     )
     .await;
     assert_eq!(status, 200, "{name}: {body}");
     body
+}
+
+/// Labelled pixels of person `i`.
+fn person_pixels(body: &Value, i: u64) -> u64 {
+    body["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["person"] == i)
+        .map(|s| s["pixel_count"].as_u64().unwrap())
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,6 +73,7 @@ async fn labels_lie_where_a_person_would_look_for_them() {
         b64_image(&body, "image")
             .save(out_dir.join(name.replace(".jpg", "_parse.png")))
             .unwrap();
+        assert_eq!(body["parser"], "learned:lip_parser", "{name}");
         assert_eq!(body["person_count"], 1, "{name}");
         assert_eq!(body["persons"].as_array().unwrap().len(), 1);
         let face_truth = &faces[name]["faces"][0];
@@ -115,28 +132,127 @@ async fn legs_are_the_persons_own_and_groups_are_counted() {
         assert!(centre(&left["bbox"]).0 > centre(&right["bbox"]).0, "{body}");
     }
     let people: Value = serde_json::from_slice(&data("people.json")).unwrap();
+    let faces: Value = serde_json::from_slice(&data("faces.json")).unwrap();
     for name in [
         "group3_costumes.jpg",
         "group4_hands.jpg",
         "group5_stairs.jpg",
     ] {
-        let body = parse(&server, name).await;
         let expected = people[name]["count"].as_u64().unwrap();
-        let found = body["person_count"].as_u64().unwrap();
-        eprintln!("{name}: {found} of {expected} people");
-        assert_eq!(found, expected, "{name}: {found} of {expected} people");
-        // Every person has a face segment: nobody is a stray limb or a chair.
-        for p in body["persons"].as_array().unwrap() {
-            let i = p["index"].as_u64().unwrap();
-            assert!(
-                segment(&body, i, "face").is_some() || segment(&body, i, "hair").is_some(),
-                "{name}: person {i} has no head"
+        for query in ["", "?parser=pose-guided"] {
+            let body = parse_with(&server, name, query).await;
+            let found = body["person_count"].as_u64().unwrap();
+            eprintln!(
+                "{name}{query}: {found} of {expected} people, {}",
+                body["parser"]
             );
+            assert_eq!(
+                found, expected,
+                "{name}{query}: {found} of {expected} people"
+            );
+            // Every person has a head and a body labelled: nobody is a stray limb or a
+            // chair, and the network labelled everyone the pose stage found.
+            for p in body["persons"].as_array().unwrap() {
+                let i = p["index"].as_u64().unwrap();
+                assert!(
+                    segment(&body, i, "face").is_some() || segment(&body, i, "hair").is_some(),
+                    "{name}{query}: person {i} has no head"
+                );
+                let bbox = &p["bbox"];
+                let area = bbox["width"].as_u64().unwrap() * bbox["height"].as_u64().unwrap();
+                assert!(
+                    person_pixels(&body, i) * 10 > area,
+                    "{name}{query}: person {i} has {} labelled pixels in a {area} px box",
+                    person_pixels(&body, i)
+                );
+            }
+            if query.is_empty() {
+                labels_sit_around_the_true_faces(&body, &faces[name]["faces"], name);
+            }
         }
     }
     let body = parse(&server, "none_chelsea.png").await;
     assert_eq!(body["person_count"], 0);
     assert!(body["segments"].as_array().unwrap().is_empty());
+}
+
+/// The face pixels of the label mask lie on the hand-labelled faces (`truth`, boxes grown by
+/// half), most true faces are labelled `face`, and each person's hair starts above and upper
+/// clothes sit below their own face.
+fn labels_sit_around_the_true_faces(body: &Value, truth: &Value, name: &str) {
+    let mask = b64_image(body, "mask").to_luma8();
+    let boxes: Vec<(f64, f64, f64, f64)> = truth
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let (cx, cy) = centre(f);
+            (
+                cx,
+                cy,
+                f["width"].as_f64().unwrap(),
+                f["height"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let inside = |x: f64, y: f64, grow: f64| {
+        boxes
+            .iter()
+            .position(|&(cx, cy, w, h)| (x - cx).abs() < grow * w && (y - cy).abs() < grow * h)
+    };
+    let mut on_faces = 0;
+    let mut face_px = 0;
+    let mut per_face = vec![0u64; boxes.len()];
+    for (x, y, p) in mask.enumerate_pixels() {
+        if p.0[0] != 13 {
+            continue;
+        }
+        let (x, y) = (f64::from(x) + 0.5, f64::from(y) + 0.5);
+        face_px += 1;
+        on_faces += usize::from(inside(x, y, 0.75).is_some());
+        if let Some(k) = inside(x, y, 0.5) {
+            per_face[k] += 1;
+        }
+    }
+    eprintln!("{name}: {on_faces} of {face_px} face pixels on true faces, per face {per_face:?}");
+    assert!(
+        on_faces * 10 >= face_px * 8,
+        "{name}: {on_faces} of {face_px} face pixels on faces"
+    );
+    // The hand-drawn boxes run from hairline to chin and ear to ear: a fully labelled face
+    // fills a third to two thirds of one. Known limit (MODELS.md): on the dim stairs photo two
+    // of five seated faces come out as hair, so three in five is the bar, not all.
+    let labelled = boxes
+        .iter()
+        .zip(&per_face)
+        .filter(|&(&(_, _, w, h), &n)| n as f64 > 0.2 * w * h)
+        .count();
+    assert!(
+        labelled * 5 >= boxes.len() * 3,
+        "{name}: {labelled} of {} true faces labelled face ({per_face:?})",
+        boxes.len()
+    );
+    for p in body["persons"].as_array().unwrap() {
+        let i = p["index"].as_u64().unwrap();
+        let Some(face) = segment(body, i, "face") else {
+            continue;
+        };
+        let (_, fy) = centre(&face["bbox"]);
+        if let Some(hair) = segment(body, i, "hair") {
+            let top = hair["bbox"]["y"].as_f64().unwrap();
+            assert!(
+                top < fy,
+                "{name}: person {i}'s hair starts at {top}, face at {fy}"
+            );
+        }
+        if let Some(top) = segment(body, i, "upper_clothes") {
+            let (_, uy) = centre(&top["bbox"]);
+            assert!(
+                uy > fy,
+                "{name}: person {i}'s upper clothes at {uy}, face at {fy}"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,6 +264,7 @@ async fn bad_options_are_422() {
         "alpha=2",
         "mask=perhaps",
         "labels=lip",
+        "parser=magic",
     ] {
         let (status, body) = send(
             client()

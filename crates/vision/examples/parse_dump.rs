@@ -1,10 +1,10 @@
 //! Parses photos and writes the overlays next to `--out`, for looking at:
-//! `cargo run -p percept-vision --example parse_dump -- out/ a.jpg b.jpg`.
+//! `cargo run -p percept-vision --example parse_dump -- out/ [--parser=pose-guided] a.jpg b.jpg`.
 
 use std::path::Path;
 
 use percept_vision::parse::overlay;
-use percept_vision::{Models, ParseOptions, Parser};
+use percept_vision::{Models, ParseOptions, Parser, ParserChoice};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -15,13 +15,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
     let models = Models::load(&root, &Parser::MODELS)?;
     let parser = Parser::new(&models)?;
-    for photo in args {
+    let mut options = ParseOptions::default();
+    let mut photos: Vec<String> = args.collect();
+    if let Some(choice) = photos.first().and_then(|a| a.strip_prefix("--parser=")) {
+        options.parser = ParserChoice::from_name(choice)
+            .ok_or_else(|| format!("--parser takes one of {:?}", ParserChoice::NAMES))?;
+        photos.remove(0);
+    }
+    for photo in photos {
         let image = image::open(&photo)?.to_rgb8();
         let start = std::time::Instant::now();
-        let parsed = parser.parse(&image, &ParseOptions::default())?;
+        let parsed = parser.parse(&image, &options)?;
         let ms = start.elapsed().as_secs_f64() * 1000.0;
         let r = &parsed.result;
-        println!("{photo}: {} persons in {ms:.1} ms", r.persons.len());
+        println!(
+            "{photo}: {} persons in {ms:.1} ms ({})",
+            r.persons.len(),
+            r.parser
+        );
         for p in &r.persons {
             println!(
                 "  PERSON {} {:?} score {:.2} seed {}",

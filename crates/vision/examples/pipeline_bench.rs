@@ -5,6 +5,7 @@
 //! `cargo run -p percept-vision --example pipeline_bench -- holistic photo.jpg 1280x720 30`
 //! `cargo run -p percept-vision --example pipeline_bench -- parse photo.jpg 512x512 30`
 //!
+//! `PERCEPT_PARSER=learned|pose-guided` picks the parser (default learned).
 //! `PERCEPT_ENGINE=tract|ort|auto` picks the engine (default auto: ONNX Runtime when
 //! `scripts/fetch-ort` has put its library in `.ort/`).
 
@@ -13,7 +14,7 @@ use std::time::Instant;
 
 use image::{RgbImage, imageops};
 use percept_vision::percept_infer::{EngineChoice, EngineOptions};
-use percept_vision::{Holistic, HolisticOptions, Models, ParseOptions, Parser};
+use percept_vision::{Holistic, HolisticOptions, Models, ParseOptions, Parser, ParserChoice};
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -77,12 +78,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "parse" => {
             let models = load(&Parser::MODELS)?;
             let p = Parser::new(&models)?;
-            Box::new(move || {
-                Ok(p.parse(&image, &ParseOptions::default())?
-                    .result
-                    .persons
-                    .len())
-            })
+            // PERCEPT_PARSER=learned|pose-guided (default learned).
+            let parser = std::env::var("PERCEPT_PARSER").unwrap_or_else(|_| "learned".into());
+            let parse_options = ParseOptions {
+                parser: ParserChoice::from_name(&parser)
+                    .ok_or("PERCEPT_PARSER is learned|pose-guided")?,
+                ..ParseOptions::default()
+            };
+            Box::new(move || Ok(p.parse(&image, &parse_options)?.result.persons.len()))
         }
         other => return Err(format!("unknown pipeline {other}").into()),
     };

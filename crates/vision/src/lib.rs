@@ -28,7 +28,7 @@ pub use holistic::{
     draw_holistic,
 };
 pub use landmarks::{Landmark, Roi};
-pub use parse::{ParseOptions, ParseResult, Parsed, Parser};
+pub use parse::{ParseOptions, ParseResult, Parsed, Parser, ParserChoice};
 /// The model runtime, re-exported so callers load models without depending on it directly.
 pub use percept_infer::{self, InferError, Models};
 pub use pose::{CropMask, POSE_LANDMARK_NAMES, PersonDetection, Pose, PoseEstimator};

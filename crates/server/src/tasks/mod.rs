@@ -48,6 +48,8 @@ pub const MODEL_NAMES: &[&str] = &[
     percept_vision::PoseEstimator::MASK_MODEL,
     // BlazeFace full range: the parser's face seeds and anonymize's `fast` detector.
     percept_vision::FastFaceDetector::MODEL,
+    // The trained per-person parsing network (the default parser).
+    percept_vision::Parser::NETWORK_MODEL,
 ];
 
 /// The tasks that need models, by route name.

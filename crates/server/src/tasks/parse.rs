@@ -2,14 +2,15 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use percept_vision::parse::overlay;
-use percept_vision::{ParseOptions, Parser};
+use percept_vision::{ParseOptions, Parser, ParserChoice};
 use serde_json::Value;
 
 use super::vision_error;
 use crate::task::{OptionDoc, PreparedJob, Task, TaskOutput};
 use crate::{ApiError, Options};
 
-/// `parse`: multi-person human parsing (pose-guided), LIP's labels per pixel.
+/// `parse`: multi-person human parsing (the trained network, or the pose-guided rules on
+/// request), LIP's labels per pixel.
 #[derive(Clone)]
 pub struct Parse {
     parser: Arc<Parser>,
@@ -29,6 +30,13 @@ impl Parse {
 }
 
 const OPTIONS: &[OptionDoc] = &[
+    OptionDoc {
+        name: "parser",
+        kind: "string",
+        default: "learned",
+        description: "learned (the trained parsing network, one run per person; `parser` in the result names it) or pose-guided (labels from the skeleton's geometry and skin colour).",
+        choices: &ParserChoice::NAMES,
+    },
     OptionDoc {
         name: "max_persons",
         kind: "integer",
@@ -74,7 +82,12 @@ impl Task for Parse {
 
     fn prepare(&self, mut options: Options) -> Result<PreparedJob, ApiError> {
         let defaults = ParseOptions::default();
+        let parser = options
+            .take_choice("parser", &ParserChoice::NAMES)?
+            .and_then(ParserChoice::from_name)
+            .unwrap_or(defaults.parser);
         let parse_options = ParseOptions {
+            parser,
             max_persons: match options.take_f64("max_persons", 1.0..=20.0)? {
                 Some(v) if v.fract() != 0.0 => {
                     return Err(ApiError::bad_option(format!(

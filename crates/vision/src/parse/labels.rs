@@ -61,6 +61,51 @@ pub const fn colour(index: u8) -> [u8; 3] {
     rgb
 }
 
+/// A loaded segmentation network declared for `task`: the model, its `[model.segmentation]`,
+/// the index of its score output, its planes' LIP label values (names LIP lacks → background)
+/// and its fixed input size (width, height).
+pub(crate) struct SegmentationModel {
+    pub model: percept_infer::LoadedModel,
+    pub seg: percept_infer::manifest::SegmentationSpec,
+    pub output: usize,
+    pub to_lip: Vec<u8>,
+    pub input: (u32, u32),
+}
+
+impl SegmentationModel {
+    /// The first loaded model whose manifest task is `task` and that has `[model.segmentation]`.
+    pub(crate) fn find(models: &percept_infer::Models, task: &str) -> crate::Result<Option<Self>> {
+        let Some(model) = models
+            .iter()
+            .find(|m| m.spec().task == task && m.spec().segmentation.is_some())
+        else {
+            return Ok(None);
+        };
+        let spec = model.spec();
+        let missing = |what: &str| crate::VisionError::Output(format!("{}: {what}", spec.name));
+        let seg = spec
+            .segmentation
+            .clone()
+            .ok_or_else(|| missing("no [model.segmentation]"))?;
+        let (h, w) = spec
+            .input
+            .fixed_hw()
+            .ok_or_else(|| missing("a parsing network needs a fixed input size"))?;
+        let to_lip = seg
+            .labels
+            .iter()
+            .map(|name| LABELS.iter().position(|l| l == name).unwrap_or(0) as u8)
+            .collect();
+        Ok(Some(Self {
+            model: model.clone(),
+            output: spec.output_index(&seg.output)?,
+            seg,
+            to_lip,
+            input: (w as u32, h as u32),
+        }))
+    }
+}
+
 /// One legend entry.
 #[derive(Debug, Clone, Serialize)]
 pub struct PaletteEntry {

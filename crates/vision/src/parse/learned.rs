@@ -6,7 +6,7 @@ use image::RgbImage;
 use percept_infer::manifest::{Layout, ResizeMode, SegmentationSpec};
 use percept_infer::{Fit, LoadedModel, Models, image_to_tensor};
 
-use super::labels::LABELS;
+use super::labels::SegmentationModel;
 use crate::{Result, VisionError};
 
 /// The manifest task that marks a parsing network.
@@ -32,35 +32,12 @@ impl LearnedParser {
     /// The parsing network among the loaded models, if the manifest declares one and it was
     /// loaded.
     pub(crate) fn find(models: &Models) -> Result<Option<Self>> {
-        let Some(model) = models
-            .iter()
-            .find(|m| m.spec().task == TASK && m.spec().segmentation.is_some())
-        else {
-            return Ok(None);
-        };
-        let spec = model.spec();
-        let seg = spec
-            .segmentation
-            .clone()
-            .ok_or_else(|| VisionError::Output(format!("{} has no segmentation", spec.name)))?;
-        let output = spec.output_index(&seg.output)?;
-        let (h, w) = spec.input.fixed_hw().ok_or_else(|| {
-            VisionError::Output(format!(
-                "{}: a parsing network needs a fixed input size",
-                spec.name
-            ))
-        })?;
-        let to_lip = seg
-            .labels
-            .iter()
-            .map(|name| LABELS.iter().position(|l| l == name).unwrap_or(0) as u8)
-            .collect();
-        Ok(Some(Self {
-            model: model.clone(),
-            seg,
-            output,
-            to_lip,
-            size: (w as u32, h as u32),
+        Ok(SegmentationModel::find(models, TASK)?.map(|m| Self {
+            model: m.model,
+            seg: m.seg,
+            output: m.output,
+            to_lip: m.to_lip,
+            size: m.input,
         }))
     }
 

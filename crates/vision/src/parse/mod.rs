@@ -1,11 +1,17 @@
-//! Multi-person human parsing, pose-guided: every person's BlazePose landmarks and mask, face
-//! mesh and a skin model from their face, then each mask pixel labelled from the skeleton part
-//! it belongs to and whether it looks like that person's skin (LIP's labels).
+//! Multi-person human parsing with LIP's labels. People are found by the pose detector (and
+//! around faces it misses); then, per person, either
+//! - `learned` (the default): the trained parsing network on the pose stage's rotated crop
+//!   (`network`), its label probabilities sampled back into the photo, or
+//! - `pose-guided`: BlazePose's person mask, the face mesh and a skin model from the face, each
+//!   mask pixel labelled from the skeleton part it belongs to and whether it looks like skin.
+//!
+//! A pixel two people claim goes to the one whose skeleton is nearer.
 
 mod colour;
 mod geometry;
 mod labels;
 mod learned;
+mod network;
 
 use image::{GrayImage, Luma, Rgb, RgbImage, imageops};
 use percept_infer::{Affine, Models, RotatedRect};
@@ -23,6 +29,34 @@ use labels::id;
 pub use labels::{LABELS, PaletteEntry, colour as label_colour, palette};
 pub use learned::TASK as LEARNED_TASK;
 use learned::{LearnedLabels, LearnedParser};
+pub use network::TASK as NETWORK_TASK;
+use network::{CropParse, PersonParser, Skeleton};
+
+/// Which labeller runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ParserChoice {
+    /// A trained network: the manifest's whole-photo parsing network when one is declared
+    /// (the learned-model slot), else the shipped per-person network; the pose-guided rules
+    /// when neither is loaded (the result's `parser` says which ran).
+    #[default]
+    Learned,
+    /// The pose-guided rules (skeleton geometry and skin colour).
+    PoseGuided,
+}
+
+impl ParserChoice {
+    /// The option's values, default first.
+    pub const NAMES: [&'static str; 2] = ["learned", "pose-guided"];
+
+    /// From the option's value.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "learned" => Some(Self::Learned),
+            "pose-guided" => Some(Self::PoseGuided),
+            _ => None,
+        }
+    }
+}
 
 /// How the parser runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +67,8 @@ pub struct ParseOptions {
     pub min_score: f32,
     /// Photos are parsed at most this long side (the label map is scaled back), 256..=2048.
     pub work_side: u32,
+    /// Which labeller runs.
+    pub parser: ParserChoice,
 }
 
 impl Default for ParseOptions {
@@ -41,6 +77,7 @@ impl Default for ParseOptions {
             max_persons: 10,
             min_score: 0.5,
             work_side: 1024,
+            parser: ParserChoice::Learned,
         }
     }
 }
@@ -124,8 +161,8 @@ pub struct ParseResult {
     pub width: u32,
     /// Photo height.
     pub height: u32,
-    /// Which parser produced the labels: `pose-guided`, or `learned:<manifest name>` when the
-    /// manifest declares a parsing network.
+    /// Which parser produced the labels: `learned:<manifest name>` (the shipped per-person
+    /// network, or a whole-photo network the manifest declares) or `pose-guided`.
     pub parser: String,
     /// People found, most confident first.
     pub persons: Vec<ParsedPerson>,
@@ -144,7 +181,7 @@ pub struct Parsed {
     pub labels: GrayImage,
 }
 
-/// The pose-guided parser on loaded models. Cheap to clone; share it in an `Arc`.
+/// The parser on loaded models. Cheap to clone; share it in an `Arc`.
 #[derive(Debug, Clone)]
 pub struct Parser {
     holistic: Holistic,
@@ -152,8 +189,10 @@ pub struct Parser {
     /// at 192² it runs 13× (tract) to 21× (ONNX Runtime) faster than CenterFace at 640²
     /// (BENCHMARKS.md, "Model engines").
     faces: FastFaceDetector,
-    /// The learned-model slot, when the manifest declares a parsing network.
+    /// The learned-model slot, when the manifest declares a whole-photo parsing network.
     learned: Option<LearnedParser>,
+    /// The per-person parsing network, when loaded.
+    network: Option<PersonParser>,
 }
 
 /// Someone found, before labelling.
@@ -163,26 +202,48 @@ struct Candidate {
 }
 
 impl Parser {
-    /// Every model it needs loaded.
-    pub const MODELS: [&'static str; 7] = [
+    /// The shipped per-person parsing network.
+    pub const NETWORK_MODEL: &'static str = "lip_parser";
+
+    /// Every model it needs loaded for both parsers.
+    pub const MODELS: [&'static str; 9] = [
         Holistic::MODELS[0],
-        // The landmark model with the person mask (the only one loaded, so one pose landmark
-        // session serves both the masks and the hands' and face's poses).
+        // The landmark model without its mask head: the learned parser's poses.
+        Holistic::MODELS[1],
+        // The landmark model with the person mask: the pose-guided parser's masks.
         crate::PoseEstimator::MASK_MODEL,
         Holistic::MODELS[2],
         Holistic::MODELS[3],
         Holistic::MODELS[4],
         Holistic::MODELS[5],
         FastFaceDetector::MODEL,
+        Self::NETWORK_MODEL,
     ];
 
-    /// Builds it on loaded models.
+    /// Builds it on loaded models. Without [`Parser::NETWORK_MODEL`] (or a declared
+    /// whole-photo network) only the pose-guided rules can run.
     pub fn new(models: &Models) -> Result<Self> {
+        let network = PersonParser::find(models)?;
+        if let Some(net) = &network {
+            // People are parsed two at a time (rayon); the second session is built now, not
+            // on the first group photo.
+            net.reserve(2)?;
+        }
         Ok(Self {
             holistic: Holistic::new(models)?,
             faces: FastFaceDetector::new(models)?,
             learned: LearnedParser::find(models)?,
+            network,
         })
+    }
+
+    /// The labeller `choice` resolves to with the models loaded: the result's `parser` value.
+    pub fn resolve(&self, choice: ParserChoice) -> String {
+        match (choice, &self.learned, &self.network) {
+            (ParserChoice::Learned, Some(slot), _) => format!("learned:{}", slot.name()),
+            (ParserChoice::Learned, None, Some(net)) => format!("learned:{}", net.name()),
+            _ => "pose-guided".to_string(),
+        }
     }
 
     /// Parses every person in `image`.
@@ -203,30 +264,52 @@ impl Parser {
             image
         };
         let t0 = std::time::Instant::now();
-        let candidates = self.find_people(work, options)?;
-        let t1 = t0.elapsed();
-        let people: Vec<PersonLandmarks> = candidates
-            .par_iter()
-            .map(|c| {
-                self.holistic.complete(
-                    work,
-                    c.pose.clone(),
-                    &HolisticOptions {
-                        hands: false,
-                        ..HolisticOptions::default()
-                    },
-                )
-            })
-            .collect::<Result<_>>()?;
-        let seeds: Vec<&'static str> = candidates.iter().map(|c| c.seed).collect();
-        let t2 = t0.elapsed();
-        let learned = match &self.learned {
-            Some(net) => Some(net.label(work)?),
-            None => None,
+        let network = match (options.parser, &self.learned, &self.network) {
+            (ParserChoice::Learned, None, Some(net)) => Some(net),
+            _ => None,
         };
-        let (labels, evidence, owner) = label_people(work, &people, learned.as_ref());
-        let t3 = t0.elapsed();
-        tracing::debug!(?t1, ?t2, ?t3, "parse stages (find, complete, label)");
+        // The network draws each person itself: the pose model's mask head is not needed.
+        let candidates = self.find_people(work, options, network.is_none())?;
+        let t1 = t0.elapsed();
+        let scores: Vec<f32> = candidates.iter().map(|c| c.pose.score).collect();
+        let seeds: Vec<&'static str> = candidates.iter().map(|c| c.seed).collect();
+        let (labels, evidence, owner) = match network {
+            Some(net) => {
+                let crops: Vec<CropParse> = candidates
+                    .par_iter()
+                    .map(|c| net.run(work, &c.pose.roi))
+                    .collect::<Result<_>>()?;
+                let skeletons: Vec<Skeleton> = candidates
+                    .iter()
+                    .map(|c| Skeleton::new(&c.pose.landmarks))
+                    .collect();
+                tracing::debug!(find = ?t1, networks = ?t0.elapsed(), "parse stages");
+                paint_people(work.dimensions(), net, &crops, &skeletons)
+            }
+            None => {
+                let people: Vec<PersonLandmarks> = candidates
+                    .into_par_iter()
+                    .map(|c| {
+                        self.holistic.complete(
+                            work,
+                            c.pose,
+                            &HolisticOptions {
+                                hands: false,
+                                ..HolisticOptions::default()
+                            },
+                        )
+                    })
+                    .collect::<Result<_>>()?;
+                let t2 = t0.elapsed();
+                let learned = match (&self.learned, options.parser) {
+                    (Some(net), ParserChoice::Learned) => Some(net.label(work)?),
+                    _ => None,
+                };
+                let out = label_people(work, &people, learned.as_ref());
+                tracing::debug!(find = ?t1, complete = ?t2, label = ?t0.elapsed(), "parse stages");
+                out
+            }
+        };
         let labels = if work.dimensions() == (w, h) {
             labels
         } else {
@@ -236,31 +319,33 @@ impl Parser {
             w as f32 / work.width() as f32,
             h as f32 / work.height() as f32,
         );
-        let parser = match &self.learned {
-            Some(net) => format!("learned:{}", net.name()),
-            None => "pose-guided".to_string(),
-        };
         let mut result = summarise(
             &labels,
             &evidence,
             &owner,
             work.dimensions(),
             scale,
-            &people,
+            &scores,
             &seeds,
         );
-        result.parser = parser;
+        result.parser = self.resolve(options.parser);
         Ok(Parsed { result, labels })
     }
 
     /// Everyone the pose detector finds on the whole photo, plus people found in crops around
-    /// faces it missed (on group photos it finds about one person in three).
-    fn find_people(&self, image: &RgbImage, options: &ParseOptions) -> Result<Vec<Candidate>> {
+    /// faces it missed (on group photos it finds about one person in three); with their person
+    /// masks when `masks`.
+    fn find_people(
+        &self,
+        image: &RgbImage,
+        options: &ParseOptions,
+        masks: bool,
+    ) -> Result<Vec<Candidate>> {
         let pose = self.holistic.pose_estimator();
         let mut found: Vec<Candidate> = Vec::new();
         for det in pose.detect(image, options.min_score)? {
             let Some(roi) = pose.roi(&det) else { continue };
-            if let Some(p) = pose.landmarks(image, &roi, true)? {
+            if let Some(p) = pose.landmarks(image, &roi, masks)? {
                 found.push(Candidate {
                     pose: p,
                     seed: "pose",
@@ -303,7 +388,7 @@ impl Parser {
                     .filter_map(|det| pose.roi(det))
                     .collect();
                 for roi in rois {
-                    let Some(p) = pose.landmarks(image, &roi, true)? else {
+                    let Some(p) = pose.landmarks(image, &roi, masks)? else {
                         continue;
                     };
                     let nose = p.landmarks[0];
@@ -326,7 +411,7 @@ impl Parser {
                         height: 9.0 * size,
                         rotation: 0.0,
                     };
-                    if let Some(p) = pose.landmarks(image, &roi, true)? {
+                    if let Some(p) = pose.landmarks(image, &roi, masks)? {
                         let nose = p.landmarks[0];
                         if (nose.x - centre.0).hypot(nose.y - centre.1) < 0.8 * size {
                             found.push(Candidate {
@@ -768,6 +853,74 @@ fn label_people(
     (labels, evidence, owner)
 }
 
+/// The learned parser's label map: every person's crop probabilities sampled at each pixel
+/// their crop covers; a pixel the network gives a body or clothing label is claimed, and a
+/// pixel two people claim goes to the one whose skeleton is nearer. Returns labels (work
+/// size), per-pixel probability of the label, and the owning person + 1 (0 = nobody).
+fn paint_people(
+    (w, h): (u32, u32),
+    net: &PersonParser,
+    crops: &[CropParse],
+    skeletons: &[Skeleton],
+) -> (GrayImage, Vec<f32>, Vec<u8>) {
+    let n = (w * h) as usize;
+    let mut labels = vec![0u8; n];
+    let mut evidence = vec![0.0f32; n];
+    let mut owner = vec![0u8; n];
+    let bounds: Vec<(u32, u32, u32, u32)> = crops.iter().map(|c| c.bounds(w, h)).collect();
+    let planes = crops
+        .first()
+        .map_or(0, |c| c.probs.len() / (c.width * c.height).max(1));
+    labels
+        .par_chunks_mut(w as usize)
+        .zip(evidence.par_chunks_mut(w as usize))
+        .zip(owner.par_chunks_mut(w as usize))
+        .enumerate()
+        .for_each(|(y, ((labels, evidence), owner))| {
+            let y = y as u32;
+            let mut scratch = vec![0.0f32; planes];
+            // The owner's skeleton distance, once a second person claims the pixel.
+            let mut nearest = vec![f32::NAN; w as usize];
+            for (k, crop) in crops.iter().enumerate() {
+                let (x0, y0, x1, y1) = bounds[k];
+                if y < y0 || y >= y1 {
+                    continue;
+                }
+                let cy = y as f32 + 0.5;
+                for x in x0..x1 {
+                    let c = (x as f32 + 0.5, cy);
+                    let Some((label, p)) = crop.label_at(c.0, c.1, &mut scratch) else {
+                        continue;
+                    };
+                    let lip = net.lip(label);
+                    if lip == id::BACKGROUND {
+                        continue;
+                    }
+                    let i = x as usize;
+                    if owner[i] != 0 {
+                        let other = &skeletons[(owner[i] - 1) as usize];
+                        if nearest[i].is_nan() {
+                            nearest[i] = other.distance(c);
+                        }
+                        let d = skeletons[k].distance(c);
+                        if d >= nearest[i] {
+                            continue;
+                        }
+                        nearest[i] = d;
+                    }
+                    owner[i] = (k + 1) as u8;
+                    labels[i] = lip;
+                    evidence[i] = p;
+                }
+            }
+        });
+    (
+        GrayImage::from_raw(w, h, labels).unwrap_or_else(|| GrayImage::new(w, h)),
+        evidence,
+        owner,
+    )
+}
+
 /// The label of one pixel of a person and how well it fits (0.5 = a coin toss, 1 = clear).
 fn label_pixel(body: &Body, p: (f32, f32), skin: f32, part: Option<Part>, t: f32) -> (u8, f32) {
     let is_skin = skin > 0.5;
@@ -880,7 +1033,7 @@ fn summarise(
     owner: &[u8],
     work: (u32, u32),
     scale: (f32, f32),
-    people: &[PersonLandmarks],
+    scores: &[f32],
     seeds: &[&'static str],
 ) -> ParseResult {
     let (w, h) = labels.dimensions();
@@ -901,7 +1054,7 @@ fn summarise(
         x1: 0,
         y1: 0,
     };
-    let mut acc = vec![[empty; 20]; people.len()];
+    let mut acc = vec![[empty; 20]; scores.len()];
     for y in 0..h {
         let wy = ((y as f32 + 0.5) / scale.1) as u32;
         for x in 0..w {
@@ -959,7 +1112,7 @@ fn summarise(
         persons.push(ParsedPerson {
             index,
             bbox: bx(&all),
-            score: people[k].pose.score,
+            score: scores[k],
             seed: seeds.get(k).copied().unwrap_or("pose"),
             pixel_count: total,
         });

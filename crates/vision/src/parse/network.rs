@@ -1,0 +1,276 @@
+//! The trained parser: one network run per person on the rotated crop the pose stage already
+//! computed, its label probabilities sampled back into the photo.
+//!
+//! The manifest marks it with `task = "person_parsing"` and a `[model.segmentation]` table;
+//! its input is the pose landmark model's (a square RGB crop), its output one score plane per
+//! label over the crop (any resolution: the planes are mapped onto the crop's square).
+
+use image::RgbImage;
+use percept_infer::manifest::Layout;
+use percept_infer::{Affine, Border, LoadedModel, Models, RotatedRect, crop_rotated_with};
+use percept_infer::{Tensor, rgb_to_tensor};
+
+use super::geometry::{polygon_distance, segment_distance};
+use super::labels::SegmentationModel;
+use crate::{Landmark, Result, VisionError};
+
+/// The manifest task of a per-person parsing network.
+pub const TASK: &str = "person_parsing";
+
+/// A loaded per-person parsing network.
+#[derive(Debug, Clone)]
+pub(crate) struct PersonParser {
+    model: LoadedModel,
+    output: usize,
+    layout: Layout,
+    /// Network label → LIP label value.
+    to_lip: Vec<u8>,
+    /// Input crop size.
+    input: (u32, u32),
+}
+
+/// One person's label probabilities over their crop.
+pub(crate) struct CropParse {
+    /// Plane width and height.
+    pub width: usize,
+    pub height: usize,
+    /// Channel-last probabilities (softmax over the network's labels), `height × width × n`.
+    pub probs: Vec<f32>,
+    /// Image pixel → plane coordinates (pixel centres at `i + 0.5`).
+    pub from_image: Affine,
+    /// The crop's corners in the image, for the pixels worth visiting.
+    pub corners: [(f32, f32); 4],
+}
+
+impl PersonParser {
+    /// The per-person network among the loaded models, if one is loaded.
+    pub(crate) fn find(models: &Models) -> Result<Option<Self>> {
+        Ok(SegmentationModel::find(models, TASK)?.map(|m| Self {
+            model: m.model,
+            output: m.output,
+            layout: m.seg.layout,
+            to_lip: m.to_lip,
+            input: m.input,
+        }))
+    }
+
+    /// The manifest name, for the result's `parser` field.
+    pub(crate) fn name(&self) -> &str {
+        &self.model.spec().name
+    }
+
+    /// LIP label value of network label `c`.
+    pub(crate) fn lip(&self, c: usize) -> u8 {
+        self.to_lip.get(c).copied().unwrap_or(0)
+    }
+
+    /// Gets the engine ready for `runs` runs at once.
+    pub(crate) fn reserve(&self, runs: usize) -> Result<()> {
+        Ok(self.model.session().reserve(runs)?)
+    }
+
+    /// Runs the network on the crop around the pose ROI `roi`: its long side tall and as wide
+    /// as the network's input is in proportion (the pose ROI is a square around the person,
+    /// mostly empty at the sides; a portrait crop gives the network the person larger), edge
+    /// pixels replicated outside the photo, as the network was trained.
+    pub(crate) fn run(&self, image: &RgbImage, roi: &RotatedRect) -> Result<CropParse> {
+        let side = roi.width.max(roi.height);
+        let roi = RotatedRect {
+            width: side * self.input.0 as f32 / self.input.1 as f32,
+            height: side,
+            ..*roi
+        };
+        let (crop, to_image) =
+            crop_rotated_with(image, &roi, self.input.0, self.input.1, Border::Replicate)?;
+        let outputs = self
+            .model
+            .run(&rgb_to_tensor(&crop, &self.model.spec().input))?;
+        let scores = outputs
+            .get(self.output)
+            .ok_or_else(|| VisionError::Output("missing segmentation output".into()))?;
+        let (n, height, width, probs) = self.probabilities(scores)?;
+        debug_assert_eq!(n, self.to_lip.len());
+        // Plane coordinates are crop coordinates scaled by plane/crop.
+        let to_crop = to_image.inverse()?;
+        let (sx, sy) = (
+            width as f32 / self.input.0 as f32,
+            height as f32 / self.input.1 as f32,
+        );
+        let m = to_crop.m;
+        let from_image = Affine {
+            m: [
+                [m[0][0] * sx, m[0][1] * sx, m[0][2] * sx],
+                [m[1][0] * sy, m[1][1] * sy, m[1][2] * sy],
+            ],
+        };
+        let (cw, ch) = (self.input.0 as f32, self.input.1 as f32);
+        let corners =
+            [(0.0, 0.0), (cw, 0.0), (0.0, ch), (cw, ch)].map(|(u, v)| to_image.apply(u, v));
+        Ok(CropParse {
+            width,
+            height,
+            probs,
+            from_image,
+            corners,
+        })
+    }
+
+    /// Softmax over the label planes, channel-last.
+    fn probabilities(&self, scores: &Tensor) -> Result<(usize, usize, usize, Vec<f32>)> {
+        let n = self.to_lip.len();
+        let (h, w) = match (self.layout, scores.shape()) {
+            (Layout::Nchw, &[1, c, h, w]) if c == n => (h, w),
+            (Layout::Nhwc, &[1, h, w, c]) if c == n => (h, w),
+            (_, shape) => {
+                return Err(VisionError::Output(format!(
+                    "parsing output has shape {shape:?}, expected {n} labels in {:?}",
+                    self.layout
+                )));
+            }
+        };
+        let data = scores.data();
+        let mut probs = vec![0.0f32; h * w * n];
+        for (i, px) in probs.chunks_exact_mut(n).enumerate() {
+            for (c, p) in px.iter_mut().enumerate() {
+                *p = match self.layout {
+                    Layout::Nchw => data[c * h * w + i],
+                    Layout::Nhwc => data[i * n + c],
+                };
+            }
+            let max = px.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0;
+            for p in px.iter_mut() {
+                *p = (*p - max).exp();
+                sum += *p;
+            }
+            for p in px.iter_mut() {
+                *p /= sum;
+            }
+        }
+        Ok((n, h, w, probs))
+    }
+}
+
+impl CropParse {
+    /// The best network label and its probability at image pixel centre (`x`, `y`), from the
+    /// bilinearly sampled probabilities; `None` outside the crop.
+    pub(crate) fn label_at(&self, x: f32, y: f32, scratch: &mut [f32]) -> Option<(usize, f32)> {
+        let (u, v) = self.from_image.apply(x, y);
+        let (w, h) = (self.width as f32, self.height as f32);
+        if !(0.0..w).contains(&u) || !(0.0..h).contains(&v) {
+            return None;
+        }
+        let n = scratch.len();
+        let (fx, fy) = ((u - 0.5).clamp(0.0, w - 1.0), (v - 0.5).clamp(0.0, h - 1.0));
+        let (x0, y0) = (fx as usize, fy as usize);
+        let (x1, y1) = ((x0 + 1).min(self.width - 1), (y0 + 1).min(self.height - 1));
+        let (tx, ty) = (fx - x0 as f32, fy - y0 as f32);
+        let taps = [
+            (y0 * self.width + x0, (1.0 - tx) * (1.0 - ty)),
+            (y0 * self.width + x1, tx * (1.0 - ty)),
+            (y1 * self.width + x0, (1.0 - tx) * ty),
+            (y1 * self.width + x1, tx * ty),
+        ];
+        scratch.fill(0.0);
+        for (i, wgt) in taps {
+            for (s, p) in scratch.iter_mut().zip(&self.probs[i * n..(i + 1) * n]) {
+                *s += wgt * p;
+            }
+        }
+        let (mut best, mut p) = (0, f32::NEG_INFINITY);
+        for (c, &s) in scratch.iter().enumerate() {
+            if s > p {
+                (best, p) = (c, s);
+            }
+        }
+        Some((best, p))
+    }
+
+    /// The image pixels the crop covers: (x0, y0, x1, y1), clipped to `w` × `h`.
+    pub(crate) fn bounds(&self, w: u32, h: u32) -> (u32, u32, u32, u32) {
+        let xs = self.corners.map(|c| c.0);
+        let ys = self.corners.map(|c| c.1);
+        let lo = |v: [f32; 4], max: u32| {
+            v.iter()
+                .copied()
+                .fold(f32::MAX, f32::min)
+                .clamp(0.0, max as f32) as u32
+        };
+        let hi = |v: [f32; 4], max: u32| {
+            v.iter()
+                .copied()
+                .fold(f32::MIN, f32::max)
+                .ceil()
+                .clamp(0.0, max as f32) as u32
+        };
+        (lo(xs, w), lo(ys, h), hi(xs, w), hi(ys, h))
+    }
+}
+
+/// A person's skeleton for telling two people's claims on a pixel apart: distances to the
+/// limbs, the torso and the head, in units of the person's size.
+pub(crate) struct Skeleton {
+    bones: Vec<((f32, f32), (f32, f32))>,
+    torso: Option<[(f32, f32); 4]>,
+    scale: f32,
+}
+
+impl Skeleton {
+    /// From the 33 pose landmarks: every bone between two joints the model says are there.
+    pub(crate) fn new(lms: &[Landmark]) -> Self {
+        const BONES: [(usize, usize); 18] = [
+            (0, 11),
+            (0, 12),
+            (11, 13),
+            (13, 15),
+            (15, 19),
+            (12, 14),
+            (14, 16),
+            (16, 20),
+            (23, 25),
+            (25, 27),
+            (27, 31),
+            (24, 26),
+            (26, 28),
+            (28, 32),
+            (11, 12),
+            (23, 24),
+            (11, 23),
+            (12, 24),
+        ];
+        let there = |i: usize| lms.get(i).is_some_and(|l| l.presence.unwrap_or(1.0) > 0.5);
+        let p = |i: usize| lms[i].xy();
+        let bones = BONES
+            .iter()
+            .filter(|&&(a, b)| there(a) && there(b))
+            .map(|&(a, b)| (p(a), p(b)))
+            .collect();
+        let torso = (lms.len() > 24 && [11, 12, 24, 23].iter().all(|&i| there(i)))
+            .then(|| [p(11), p(12), p(24), p(23)]);
+        let d = |a: usize, b: usize| {
+            if lms.len() > a.max(b) {
+                (lms[a].x - lms[b].x).hypot(lms[a].y - lms[b].y)
+            } else {
+                0.0
+            }
+        };
+        let scale = d(11, 12).max(0.5 * d(11, 23)).max(0.5 * d(12, 24)).max(4.0);
+        Self {
+            bones,
+            torso,
+            scale,
+        }
+    }
+
+    /// Distance from `p` to the skeleton, in shoulder widths (0 inside the torso).
+    pub(crate) fn distance(&self, p: (f32, f32)) -> f32 {
+        let mut best = self
+            .torso
+            .as_ref()
+            .map_or(f32::INFINITY, |t| polygon_distance(p, t));
+        for &(a, b) in &self.bones {
+            best = best.min(segment_distance(p, a, b).0);
+        }
+        best / self.scale
+    }
+}

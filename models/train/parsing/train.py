@@ -1,0 +1,230 @@
+"""Fine-tunes the parsing network on CCP photos 0001-0900 (prepare.py's labels and ROIs).
+
+Photos 0851-0900 are held back from the gradient to watch for over-fitting (printed each few
+epochs, never used to pick weights: the last epoch's weights are the ones exported). Photos
+0901-1004 are the dataset's held-out split: this script refuses to read them.
+
+Each step crops every photo at its pose ROI, jittered in scale, position and rotation (the ROIs
+percept computes at inference come from a detector, a face-seeded search or a neighbour's
+shadow), flips half of them (swapping left and right labels: the person's own sides swap in a
+mirror), and jitters brightness, contrast and saturation. Outside the photo the crop repeats
+the edge pixels, as percept's crops for the pose models do.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import paths
+from labels import FLIP_PAIRS, LIP, NUM_CLASSES
+from net import ParsingNet
+
+# The crop the network sees: the pose ROI's full height and 3/4 of its width (the ROI is a
+# square around a standing person, mostly empty at the sides), 384x288 pixels, portrait.
+CROP_H, CROP_W = 384, 288
+HELD_OUT_FIRST = 901
+TRAIN_LAST = 850
+
+
+def roi_of(entry: dict, label: np.ndarray) -> tuple[float, float, float, float]:
+    """(cx, cy, size, rotation radians) of a photo's pose ROI; a square around the labelled
+    person when the pose model found nobody."""
+    roi = entry.get("roi")
+    if roi:
+        return roi["cx"], roi["cy"], max(roi["width"], roi["height"]), math.radians(roi["rotation_deg"])
+    ys, xs = np.nonzero(label)
+    if len(xs) == 0:
+        h, w = label.shape
+        return w / 2, h / 2, max(w, h), 0.0
+    cx, cy = (xs.min() + xs.max()) / 2, (ys.min() + ys.max()) / 2
+    return cx, cy, 1.25 * max(xs.max() - xs.min(), ys.max() - ys.min()), 0.0
+
+
+def load(data: Path, ccp: Path, ids: list[int]):
+    people = json.loads((data / "people.json").read_text())
+    photos, labels, rois = [], [], []
+    for i in ids:
+        assert i < HELD_OUT_FIRST, "the held-out split (0901-1004) is never read for training"
+        pid = f"{i:04d}"
+        entry = people[pid]
+        if not entry.get("pose"):
+            continue  # skin could not be split without a pose: its labels would be wrong
+        photo = np.asarray(Image.open(ccp / "photos" / f"{pid}.jpg").convert("RGB"))
+        label = np.asarray(Image.open(data / "labels" / f"{pid}.png"))
+        photos.append(torch.from_numpy(photo.copy()))
+        labels.append(torch.from_numpy(label.copy()))
+        rois.append(roi_of(entry, label))
+    return photos, labels, rois
+
+
+def crop_grid(roi, shape, jitter: bool, rng: random.Random) -> torch.Tensor:
+    """grid_sample grid (1, CROP_H, CROP_W, 2) for the rotated ROI (the pose ROI's side tall,
+    CROP_W / CROP_H of it wide), in normalised coordinates. Pixel centres at i + 0.5, as
+    percept's crops (RotatedRect::crop_to_image)."""
+    cx, cy, size, rot = roi
+    if jitter:
+        size *= math.exp(rng.uniform(-0.15, 0.2))
+        cx += rng.uniform(-0.08, 0.08) * size
+        cy += rng.uniform(-0.08, 0.08) * size
+        rot += math.radians(rng.uniform(-20, 20))
+    h, w = shape
+    tv = (torch.arange(CROP_H, dtype=torch.float32) + 0.5) / CROP_H - 0.5
+    tu = ((torch.arange(CROP_W, dtype=torch.float32) + 0.5) / CROP_W - 0.5) * (CROP_W / CROP_H)
+    v, u = torch.meshgrid(tv, tu, indexing="ij")
+    c, s = math.cos(rot), math.sin(rot)
+    x = cx + size * (u * c - v * s)
+    y = cy + size * (u * s + v * c)
+    return torch.stack([2 * x / w - 1, 2 * y / h - 1], dim=-1)[None]
+
+
+def sample(photo, label, roi, jitter, rng):
+    grid = crop_grid(roi, label.shape, jitter, rng)
+    img = photo.permute(2, 0, 1)[None].float() / 255.0
+    img = F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
+    lab = F.grid_sample(label[None, None].float(), grid, mode="nearest", padding_mode="zeros",
+                        align_corners=False)[0, 0].long()
+    if jitter:
+        if rng.random() < 0.5:
+            img = img.flip(-1)
+            lab = lab.flip(-1)
+            swapped = lab.clone()
+            for a, b in FLIP_PAIRS:
+                swapped[lab == a] = b
+                swapped[lab == b] = a
+            lab = swapped
+        grey = img.mean(dim=0, keepdim=True)
+        img = grey + (img - grey) * rng.uniform(0.7, 1.3)  # saturation
+        img = img.mean() + (img - img.mean()) * rng.uniform(0.75, 1.25)  # contrast
+        img = (img * rng.uniform(0.75, 1.25)).clamp(0, 1)  # brightness
+    return img.permute(1, 2, 0), lab
+
+
+def class_weights(labels) -> torch.Tensor:
+    counts = torch.zeros(NUM_CLASSES, dtype=torch.float64)
+    for lab in labels:
+        counts += torch.bincount(lab.flatten().long(), minlength=NUM_CLASSES).double()
+    freq = counts / counts.sum()
+    present = freq[freq > 0]
+    med = present.median()
+    w = torch.where(freq > 0, (med / freq.clamp(min=1e-9)).sqrt(), torch.zeros_like(freq))
+    return w.clamp(0.2, 5.0).float()
+
+
+@torch.no_grad()
+def evaluate(net, photos, labels, rois) -> dict:
+    net.eval()
+    inter = torch.zeros(NUM_CLASSES)
+    union = torch.zeros(NUM_CLASSES)
+    rng = random.Random(0)
+    for k in range(0, len(photos), 8):
+        batch = [sample(p, l, r, False, rng) for p, l, r in
+                 zip(photos[k:k + 8], labels[k:k + 8], rois[k:k + 8])]
+        x = torch.stack([b[0] for b in batch])
+        y = torch.stack([b[1] for b in batch])
+        logits = F.interpolate(net(x), size=(CROP_H, CROP_W), mode="bilinear", align_corners=False)
+        pred = logits.argmax(1)
+        for c in range(NUM_CLASSES):
+            inter[c] += ((pred == c) & (y == c)).sum()
+            union[c] += ((pred == c) | (y == c)).sum()
+    net.train()
+    iou = inter / union.clamp(min=1)
+    present = union > 0
+    return {"miou": float(iou[present].mean()),
+            "per_class": {LIP[c]: round(float(iou[c]), 3) for c in range(NUM_CLASSES) if present[c]}}
+
+
+def main() -> None:
+    ap = paths.arguments(__doc__)
+    ap.add_argument("--data", default=str(paths.DATA))
+    ap.add_argument("--out", default=str(paths.TRAIN))
+    ap.add_argument("--pose-model", default=str(paths.POSE_MODEL))
+    ap.add_argument("--epochs", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=20261205)
+    ap.add_argument("--stop-after", type=int, default=0,
+                    help="end after this many epochs of the --epochs schedule (0: all of them)")
+    ap.add_argument("--resume", default="",
+                    help="weights to start from (a --stop-after run's last.pt) instead of BlazePose")
+    ap.add_argument("--anneal", type=int, default=0,
+                    help="with --resume: this many epochs with the learning rate falling "
+                         "linearly from --lr-start x the base rates to 0")
+    ap.add_argument("--lr-start", type=float, default=0.5)
+    args = ap.parse_args()
+
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(2)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ccp, data = Path(args.ccp), Path(args.data)
+
+    photos, labels, rois = load(data, ccp, list(range(1, TRAIN_LAST + 1)))
+    v_photos, v_labels, v_rois = load(data, ccp, list(range(TRAIN_LAST + 1, HELD_OUT_FIRST)))
+    print(f"train {len(photos)} photos, watch {len(v_photos)}", flush=True)
+    weights = class_weights(labels)
+    print("class weights", {LIP[i]: round(float(w), 2) for i, w in enumerate(weights)}, flush=True)
+
+    net = ParsingNet(args.pose_model)
+    if args.resume:
+        net.load_state_dict(torch.load(args.resume, map_location="cpu"))
+    head = [p for n, p in net.named_parameters() if not n.startswith("trunk.")]
+    trunk = [p for n, p in net.named_parameters() if n.startswith("trunk.")]
+    opt = torch.optim.AdamW([{"params": trunk, "lr": args.lr * 0.4}, {"params": head, "lr": args.lr}],
+                            weight_decay=1e-4)
+    steps_per_epoch = math.ceil(len(photos) / args.batch)
+    epochs = args.anneal if args.anneal else (args.stop_after or args.epochs)
+    total = steps_per_epoch * (args.anneal or args.epochs)
+    warm = steps_per_epoch
+    base = [g["lr"] for g in opt.param_groups]
+    rng = random.Random(args.seed)
+    step = 0
+    log = []
+    started = time.time()
+    for epoch in range(epochs):
+        order = list(range(len(photos)))
+        rng.shuffle(order)
+        running, n = 0.0, 0
+        for k in range(0, len(order), args.batch):
+            idx = order[k:k + args.batch]
+            batch = [sample(photos[i], labels[i], rois[i], True, rng) for i in idx]
+            x = torch.stack([b[0] for b in batch])
+            y = torch.stack([b[1] for b in batch])
+            if args.anneal:
+                f = args.lr_start * (1 - step / total)
+            else:
+                f = min(1.0, (step + 1) / warm) * 0.5 * (1 + math.cos(math.pi * step / total))
+            for g, b in zip(opt.param_groups, base):
+                g["lr"] = b * f
+            logits = F.interpolate(net(x), size=(CROP_H, CROP_W), mode="bilinear", align_corners=False)
+            loss = F.cross_entropy(logits, y, weight=weights)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            running += float(loss.detach()) * len(idx)
+            n += len(idx)
+            step += 1
+        entry = {"epoch": epoch + 1, "loss": round(running / n, 4),
+                 "minutes": round((time.time() - started) / 60, 1)}
+        if (epoch + 1) % 4 == 0 or epoch + 1 == epochs:
+            entry["watch"] = evaluate(net, v_photos, v_labels, v_rois)
+        log.append(entry)
+        print(json.dumps(entry), flush=True)
+        torch.save(net.state_dict(), out / "last.pt")
+    (out / ("train_log_anneal.json" if args.anneal else "train_log.json")).write_text(json.dumps(
+        {"args": vars(args), "epochs": log, "train_photos": len(photos),
+         "wall_minutes": round((time.time() - started) / 60, 1)}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Rebuilds models/lip_parser.onnx from a CCP folder, end to end:
+#   models/train/parsing/train.sh [CCP_DIR]      (default ../shared/datasets/ccp)
+# 1. a virtual environment with the pinned tooling (requirements.txt),
+# 2. the release binary (its pose and face-mesh models prepare the labels),
+# 3. prepare.py -> train.py -> export.py -> evaluate.py (metrics.json beside this file).
+# Prints the manifest values (bytes, sha256) to paste into models/manifest.toml.
+# Wall time on 2 cores (AMD EPYC): see models/MODELS.md (the trained human parser).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../../.." && pwd)"
+ccp="${1:-$repo/../shared/datasets/ccp}"
+venv="$repo/.venv-train"
+cd "$repo"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install -q -r "$here/requirements.txt"
+scripts/fetch-ort >/dev/null || echo "ONNX Runtime not fetched: preparation runs on tract (slower)" >&2
+cargo build --release --locked -p percept
+cd "$here"
+start=$(date +%s)
+"$venv/bin/python" prepare.py --ccp "$ccp"
+# The shipped weights: 8 epochs of a 16-epoch cosine schedule (the learning rate is then at half
+# its peak), then 3 epochs falling linearly from there to 0, starting from those weights.
+"$venv/bin/python" train.py --ccp "$ccp" --epochs 16 --stop-after 8
+cp "$repo/target/parsing-train/last.pt" "$repo/target/parsing-train/stage1.pt"
+"$venv/bin/python" train.py --ccp "$ccp" --resume "$repo/target/parsing-train/stage1.pt" --anneal 3 --lr-start 0.5
+"$venv/bin/python" export.py --ccp "$ccp"
+sha256sum "$repo/models/lip_parser.onnx"
+"$venv/bin/python" evaluate.py --ccp "$ccp"
+echo "recipe wall time: $(( $(date +%s) - start )) s" >&2
