@@ -40,6 +40,14 @@ def main() -> None:
                       opset_version=17, dynamo=False)
     model = onnx.load(str(tmp))
     onnx.checker.check_model(model)
+    # The exporter leaves the output's spatial dims symbolic (they come through Resize nodes);
+    # the input is fixed, so are they: write them, so the manifest's shape is the graph's.
+    with torch.no_grad():
+        out_shape = list(net(example).shape)
+    dims = model.graph.output[0].type.tensor_type.shape.dim
+    for d, v in zip(dims, out_shape):
+        d.ClearField("dim_param")
+        d.dim_value = v
     # Deterministic bytes: no producer version or doc strings that change between runs.
     model.producer_name = "percept models/train/parsing"
     model.producer_version = ""
