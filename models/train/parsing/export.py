@@ -1,7 +1,7 @@
 """Exports the trained network to ONNX (models/lip_parser.onnx) and checks it.
 
-The graph takes the pose landmark model's input (input_1: 1x256x256x3 float RGB in [0, 1],
-NHWC) and gives `logits` (1x20x128x128, NCHW, LIP's labels). ONNX Runtime's output is compared
+The graph takes the crop train.py trains on (input_1: 1x384x288x3 float RGB in [0, 1], NHWC,
+the pose landmark model's format) and gives `logits` (1x20x192x144, NCHW, LIP's labels). ONNX Runtime's output is compared
 with PyTorch's on real crops before the file is written.
 """
 

@@ -6,9 +6,9 @@ Why this trunk: BlazePose's segmentation decoder already draws the person at the
 stage computes, and its weights (Apache-2.0, shipped in models/) were trained on many people.
 The landmark and heatmap heads are cut off, so the network costs less than one pose-landmark run.
 
-Input: 1x256x256x3 float RGB in [0, 1], NHWC (the pose landmark model's own input, so percept
-crops it the same way). Output: 1x20x128x128 logits over LIP's 20 labels (NCHW); percept samples
-them bilinearly back into the photo.
+Input: 1xHxWx3 float RGB in [0, 1], NHWC, H and W multiples of 32 (the pose landmark model's own
+format, so percept crops it the same way; trained and shipped at 384x288). Output: 1x20xH/2xW/2
+logits over LIP's 20 labels (NCHW); percept samples their softmax bilinearly back into the photo.
 """
 
 from __future__ import annotations
