@@ -80,8 +80,8 @@ class ParsingNet(nn.Module):
         super().__init__()
         self.trunk = onnx2torch.convert(trunk_graph(pose_onnx))
         # No batch normalisation: with batches of 8 crops its running statistics drifted far
-        # from the batches' (held-back photos: 0.91 pixel accuracy in eval mode vs 0.93 in train
-        # mode after 4 epochs, upper clothes lost entirely), and plain convolutions export as
+        # from the batches' (8 watched photos after 4 epochs: 0.91 pixel accuracy in eval mode
+        # vs 0.93 in train mode, upper clothes lost entirely), and plain convolutions export as
         # they train.
         self.reduce64 = nn.Sequential(nn.Conv2d(48, 64, 3, padding=1), nn.ReLU(inplace=True))
         self.fuse128 = nn.Sequential(

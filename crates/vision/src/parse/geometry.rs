@@ -45,6 +45,27 @@ pub(crate) fn polygon_distance(p: (f32, f32), poly: &[(f32, f32)]) -> f32 {
         .fold(f32::INFINITY, f32::min)
 }
 
+/// The photo pixels (`x0, y0, x1, y1`, ends exclusive, clipped to `w` × `h`) that a crop of
+/// `cw` × `ch` pixels covers, `to_image` mapping crop pixels to photo pixels.
+pub(crate) fn covered_box(
+    to_image: &percept_infer::Affine,
+    (cw, ch): (f32, f32),
+    (w, h): (u32, u32),
+) -> (u32, u32, u32, u32) {
+    let corners = [(0.0, 0.0), (cw, 0.0), (0.0, ch), (cw, ch)].map(|(u, v)| to_image.apply(u, v));
+    let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+    for (x, y) in corners {
+        (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+    }
+    let clip = |v: f32, max: u32| v.clamp(0.0, max as f32) as u32;
+    (
+        clip(x0, w),
+        clip(y0, h),
+        clip(x1.ceil(), w),
+        clip(y1.ceil(), h),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

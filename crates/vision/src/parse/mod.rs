@@ -24,7 +24,7 @@ use crate::{
     VisionError,
 };
 use colour::{LabImage, SkinModel};
-use geometry::{inside_polygon, polygon_distance, segment_distance};
+use geometry::{covered_box, inside_polygon, polygon_distance, segment_distance};
 use labels::id;
 pub use labels::{LABELS, PaletteEntry, colour as label_colour, palette};
 pub use learned::TASK as LEARNED_TASK;
@@ -195,6 +195,16 @@ pub struct Parser {
     network: Option<PersonParser>,
 }
 
+/// Who labels the pixels of a parse.
+enum Labeller<'a> {
+    /// The whole-photo network the manifest declares.
+    Slot(&'a LearnedParser),
+    /// The per-person network.
+    Network(&'a PersonParser),
+    /// The pose-guided rules.
+    Rules,
+}
+
 /// Someone found, before labelling.
 struct Candidate {
     pose: Pose,
@@ -237,12 +247,22 @@ impl Parser {
         })
     }
 
-    /// The labeller `choice` resolves to with the models loaded: the result's `parser` value.
-    pub fn resolve(&self, choice: ParserChoice) -> String {
+    /// The labeller `choice` resolves to with the models loaded: a declared whole-photo
+    /// network, else the per-person network, else the rules.
+    fn labeller(&self, choice: ParserChoice) -> Labeller<'_> {
         match (choice, &self.learned, &self.network) {
-            (ParserChoice::Learned, Some(slot), _) => format!("learned:{}", slot.name()),
-            (ParserChoice::Learned, None, Some(net)) => format!("learned:{}", net.name()),
-            _ => "pose-guided".to_string(),
+            (ParserChoice::Learned, Some(slot), _) => Labeller::Slot(slot),
+            (ParserChoice::Learned, None, Some(net)) => Labeller::Network(net),
+            _ => Labeller::Rules,
+        }
+    }
+
+    /// The result's `parser` value for `choice` with the models loaded.
+    pub fn resolve(&self, choice: ParserChoice) -> String {
+        match self.labeller(choice) {
+            Labeller::Slot(slot) => format!("learned:{}", slot.name()),
+            Labeller::Network(net) => format!("learned:{}", net.name()),
+            Labeller::Rules => "pose-guided".to_string(),
         }
     }
 
@@ -264,8 +284,9 @@ impl Parser {
             image
         };
         let t0 = std::time::Instant::now();
-        let network = match (options.parser, &self.learned, &self.network) {
-            (ParserChoice::Learned, None, Some(net)) => Some(net),
+        let labeller = self.labeller(options.parser);
+        let network = match labeller {
+            Labeller::Network(net) => Some(net),
             _ => None,
         };
         // The network draws each person itself: the pose model's mask head is not needed.
@@ -301,8 +322,8 @@ impl Parser {
                     })
                     .collect::<Result<_>>()?;
                 let t2 = t0.elapsed();
-                let learned = match (&self.learned, options.parser) {
-                    (Some(net), ParserChoice::Learned) => Some(net.label(work)?),
+                let learned = match labeller {
+                    Labeller::Slot(slot) => Some(slot.label(work)?),
                     _ => None,
                 };
                 let out = label_people(work, &people, learned.as_ref());
@@ -651,38 +672,11 @@ fn build_body<'a>(
         id::PANTS
     };
 
-    // Bounds: the crop's box in the photo.
-    let corners = [
-        (0.0, 0.0),
-        (mask.width as f32, 0.0),
-        (0.0, mask.height as f32),
+    let bounds = covered_box(
+        &mask.to_image,
         (mask.width as f32, mask.height as f32),
-    ]
-    .map(|(u, v)| mask.to_image.apply(u, v));
-    let x0 = corners
-        .iter()
-        .map(|c| c.0)
-        .fold(f32::MAX, f32::min)
-        .max(0.0) as u32;
-    let y0 = corners
-        .iter()
-        .map(|c| c.1)
-        .fold(f32::MAX, f32::min)
-        .max(0.0) as u32;
-    let x1 = (corners
-        .iter()
-        .map(|c| c.0)
-        .fold(f32::MIN, f32::max)
-        .ceil()
-        .max(0.0) as u32)
-        .min(w);
-    let y1 = (corners
-        .iter()
-        .map(|c| c.1)
-        .fold(f32::MIN, f32::max)
-        .ceil()
-        .max(0.0) as u32)
-        .min(h);
+        (w, h),
+    );
     Some(Body {
         mask,
         inverse,
@@ -697,7 +691,7 @@ fn build_body<'a>(
         skin,
         lower,
         lower_valid: lower_ok,
-        bounds: (x0, y0, x1, y1),
+        bounds,
     })
 }
 
@@ -867,7 +861,6 @@ fn paint_people(
     let mut labels = vec![0u8; n];
     let mut evidence = vec![0.0f32; n];
     let mut owner = vec![0u8; n];
-    let bounds: Vec<(u32, u32, u32, u32)> = crops.iter().map(|c| c.bounds(w, h)).collect();
     let planes = crops
         .first()
         .map_or(0, |c| c.probs.len() / (c.width * c.height).max(1));
@@ -882,7 +875,7 @@ fn paint_people(
             // The owner's skeleton distance, once a second person claims the pixel.
             let mut nearest = vec![f32::NAN; w as usize];
             for (k, crop) in crops.iter().enumerate() {
-                let (x0, y0, x1, y1) = bounds[k];
+                let (x0, y0, x1, y1) = crop.bounds;
                 if y < y0 || y >= y1 {
                     continue;
                 }

@@ -10,7 +10,7 @@ use percept_infer::manifest::Layout;
 use percept_infer::{Affine, Border, LoadedModel, Models, RotatedRect, crop_rotated_with};
 use percept_infer::{Tensor, rgb_to_tensor};
 
-use super::geometry::{polygon_distance, segment_distance};
+use super::geometry::{covered_box, polygon_distance, segment_distance};
 use super::labels::SegmentationModel;
 use crate::{Landmark, Result, VisionError};
 
@@ -38,8 +38,8 @@ pub(crate) struct CropParse {
     pub probs: Vec<f32>,
     /// Image pixel → plane coordinates (pixel centres at `i + 0.5`).
     pub from_image: Affine,
-    /// The crop's corners in the image, for the pixels worth visiting.
-    pub corners: [(f32, f32); 4],
+    /// The photo pixels the crop covers (x0, y0, x1, y1; ends exclusive).
+    pub bounds: (u32, u32, u32, u32),
 }
 
 impl PersonParser {
@@ -103,15 +103,17 @@ impl PersonParser {
                 [m[1][0] * sy, m[1][1] * sy, m[1][2] * sy],
             ],
         };
-        let (cw, ch) = (self.input.0 as f32, self.input.1 as f32);
-        let corners =
-            [(0.0, 0.0), (cw, 0.0), (0.0, ch), (cw, ch)].map(|(u, v)| to_image.apply(u, v));
+        let bounds = covered_box(
+            &to_image,
+            (self.input.0 as f32, self.input.1 as f32),
+            image.dimensions(),
+        );
         Ok(CropParse {
             width,
             height,
             probs,
             from_image,
-            corners,
+            bounds,
         })
     }
 
@@ -184,26 +186,6 @@ impl CropParse {
             }
         }
         Some((best, p))
-    }
-
-    /// The image pixels the crop covers: (x0, y0, x1, y1), clipped to `w` × `h`.
-    pub(crate) fn bounds(&self, w: u32, h: u32) -> (u32, u32, u32, u32) {
-        let xs = self.corners.map(|c| c.0);
-        let ys = self.corners.map(|c| c.1);
-        let lo = |v: [f32; 4], max: u32| {
-            v.iter()
-                .copied()
-                .fold(f32::MAX, f32::min)
-                .clamp(0.0, max as f32) as u32
-        };
-        let hi = |v: [f32; 4], max: u32| {
-            v.iter()
-                .copied()
-                .fold(f32::MIN, f32::max)
-                .ceil()
-                .clamp(0.0, max as f32) as u32
-        };
-        (lo(xs, w), lo(ys, h), hi(xs, w), hi(ys, h))
     }
 }
 
