@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde_json::json;
 
-use crate::run::{RunError, TaskArgs, finish, run_one};
+use crate::run::{RunError, Sink, TaskArgs, finish, run_one};
 
 const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"];
 
@@ -121,21 +121,16 @@ fn batch_inner(args: &BatchArgs) -> Result<ExitCode, RunError> {
             .par_iter()
             .zip(names.par_iter())
             .map(|(file, name)| {
-                let image_path = args.output.join(format!("{name}.{extension}"));
-                let outcome = run_one(
-                    task.as_ref(),
-                    options.clone(),
-                    file,
-                    Some(&image_path),
-                    &config,
-                )
-                .and_then(|executed| finish(executed, Some(&image_path)))
-                .and_then(|json| {
-                    let path = args.output.join(format!("{name}.json"));
-                    std::fs::write(&path, json.to_string())
-                        .map_err(|e| RunError::Io(format!("cannot write {}: {e}", path.display())))
-                })
-                .map_err(|e| e.message());
+                let sink = Sink::File(args.output.join(format!("{name}.{extension}")));
+                let outcome = run_one(task.as_ref(), options.clone(), file, Some(&sink), &config)
+                    .and_then(|executed| finish(executed, Some(&sink)))
+                    .and_then(|json| {
+                        let path = args.output.join(format!("{name}.json"));
+                        std::fs::write(&path, json.to_string()).map_err(|e| {
+                            RunError::Io(format!("cannot write {}: {e}", path.display()))
+                        })
+                    })
+                    .map_err(|e| e.message());
                 bar.inc(1);
                 (file.clone(), outcome)
             })

@@ -252,8 +252,8 @@ async fn drive(
                 let (cpu_seconds, rss) = match pid.and_then(proc_usage) {
                     Some((cpu, rss)) => (Some(cpu), Some(rss as f64)),
                     None => (
-                        metric(&text, "percept_process_cpu_seconds_total"),
-                        metric(&text, "percept_process_resident_memory_bytes"),
+                        metric(&text, "process_cpu_seconds_total"),
+                        metric(&text, "process_resident_memory_bytes"),
                     ),
                 };
                 let cpu_percent = match (cpu_seconds, previous) {

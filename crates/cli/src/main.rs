@@ -18,9 +18,15 @@ use percept_server::{AppState, Config};
 use percept_vision::percept_infer::EngineChoice;
 
 /// Offline computer vision on photos of people: human parsing, face privacy, art filters,
-/// holistic landmarks. With no subcommand, serves the web page and API.
+/// holistic landmarks. With no subcommand, serves the web page and API (the `serve` flags and
+/// `PERCEPT_*` variables apply).
 #[derive(Debug, Parser)]
-#[command(name = "percept", version, about)]
+#[command(
+    name = "percept",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     /// Log format: `text` for people, `json` for log collectors; `auto` picks text on a TTY.
     #[arg(long, env = "PERCEPT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto, global = true)]
@@ -28,6 +34,11 @@ struct Cli {
 
     #[command(subcommand)]
     command: Option<Command>,
+
+    /// `percept` alone is `percept serve`: its settings are read here, from flags, the
+    /// environment and `--config` alike (a bare `ServeArgs::default()` ignored them all).
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -268,7 +279,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
-        None => serve(&ServeArgs::default()),
+        None => serve(&cli.serve),
         Some(Command::Serve(args)) => serve(&args),
         Some(Command::Run(args)) => return run::run(&args),
         Some(Command::Batch(args)) => return batch::batch(&args),

@@ -6,7 +6,8 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use percept_server::tasks::{
-    MODEL_NAMES, MODEL_TASKS, default_registry, model_infos, registry_with_models,
+    MODEL_NAMES, default_registry, model_infos, models_of_task, registry_with_models,
+    registry_with_task,
 };
 use percept_server::{Config, ModelInfo, TaskRegistry};
 use percept_vision::Models;
@@ -14,7 +15,14 @@ use percept_vision::percept_infer::EngineOptions;
 
 use crate::run::RunError;
 
-fn load(dir: &Path, config: &Config) -> anyhow::Result<Models> {
+/// Loads `names`, plus any parsing network declared in the manifest (the learned-model slot)
+/// when `with_learned_slot`.
+fn load(
+    dir: &Path,
+    config: &Config,
+    names: &[&str],
+    with_learned_slot: bool,
+) -> anyhow::Result<Models> {
     let started = Instant::now();
     let options = EngineOptions {
         // One session per worker lets every worker run the same model at once.
@@ -22,22 +30,26 @@ fn load(dir: &Path, config: &Config) -> anyhow::Result<Models> {
         intra_threads: config.intra_threads,
         ..EngineOptions::default()
     };
-    // A parsing network declared in the manifest (the learned-model slot) is loaded too.
     let manifest = percept_vision::percept_infer::Manifest::load(dir)
         .with_context(|| format!("reading {}/manifest.toml (set --models-dir)", dir.display()))?;
-    let mut names: Vec<&str> = MODEL_NAMES.to_vec();
-    names.extend(
-        manifest
-            .models
-            .iter()
-            .filter(|m| m.task == percept_vision::parse::LEARNED_TASK && m.segmentation.is_some())
-            .map(|m| m.name.as_str()),
-    );
+    let mut names: Vec<&str> = names.to_vec();
+    if with_learned_slot {
+        names.extend(
+            manifest
+                .models
+                .iter()
+                .filter(|m| {
+                    m.task == percept_vision::parse::LEARNED_TASK && m.segmentation.is_some()
+                })
+                .map(|m| m.name.as_str()),
+        );
+    }
     let models = Models::load_choice(dir, &names, config.engine, &options)
         .with_context(|| format!("loading models from {} (set --models-dir)", dir.display()))?;
     tracing::info!(
         dir = %dir.display(),
         engine = %models.engine(),
+        models = ?names,
         ms = started.elapsed().as_millis() as u64,
         "models loaded, verified and warmed"
     );
@@ -49,20 +61,25 @@ fn load(dir: &Path, config: &Config) -> anyhow::Result<Models> {
 pub(crate) fn load_for_serving(
     config: &Config,
 ) -> anyhow::Result<(TaskRegistry, Vec<ModelInfo>, String)> {
-    let models = load(&config.resolved_models_dir(), config)?;
+    let models = load(&config.resolved_models_dir(), config, MODEL_NAMES, true)?;
     let registry = registry_with_models(&models).context("building the model tasks")?;
     Ok((registry, model_infos(&models), models.engine().to_string()))
 }
 
-/// For `run` and `batch`: models are loaded only when the task needs them.
+/// For `run` and `batch`: only the models `task` needs are loaded (none for art and inspect).
 pub(crate) fn registry_for(task: &str, config: &Config) -> Result<TaskRegistry, RunError> {
-    if !MODEL_TASKS.contains(&task) {
+    let Some(names) = models_of_task(task) else {
         return Ok(default_registry());
-    }
-    let models =
-        load(&config.resolved_models_dir(), config).map_err(|e| RunError::Io(format!("{e:#}")))?;
-    registry_with_models(&models)
-        .map_err(|e| RunError::Io(format!("building the model tasks: {e}")))
+    };
+    let models = load(
+        &config.resolved_models_dir(),
+        config,
+        names,
+        task == "parse",
+    )
+    .map_err(|e| RunError::Io(format!("{e:#}")))?;
+    registry_with_task(task, &models)
+        .map_err(|e| RunError::Io(format!("building the {task} task: {e}")))
 }
 
 /// `percept models [--verify]`.

@@ -5,8 +5,26 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 /// The stable error codes of the API. Clients switch on these strings; never rename one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+///
+/// The string of a code is its variant name in snake_case, derived once for JSON (serde), for
+/// [`ErrorCode::as_str`] and [`ErrorCode::parse`] (strum), so a new code cannot be left out
+/// of one of them (`parse` once lacked `reload_failed`, and a Redis job that stored it read
+/// back as `internal`). [`ErrorCode::status`] is the one hand-written table; the compiler
+/// checks it is complete, a test checks the README's table against it.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    ToSchema,
+    strum::EnumIter,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ErrorCode {
     /// The bytes are not a decodable image (empty, truncated, corrupt, unknown format, no
     /// image field, bad base64).
@@ -60,44 +78,17 @@ impl ErrorCode {
 
     /// The code as it appears in JSON.
     pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidImage => "invalid_image",
-            ErrorCode::BadOption => "bad_option",
-            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
-            ErrorCode::PayloadTooLarge => "payload_too_large",
-            ErrorCode::ImageTooLarge => "image_too_large",
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::MethodNotAllowed => "method_not_allowed",
-            ErrorCode::QueueFull => "queue_full",
-            ErrorCode::Timeout => "timeout",
-            ErrorCode::ShuttingDown => "shutting_down",
-            ErrorCode::Unavailable => "unavailable",
-            ErrorCode::ReloadFailed => "reload_failed",
-            ErrorCode::Internal => "internal",
-        }
+        self.into()
     }
 
     /// The code named `text` (as [`ErrorCode::as_str`] writes it).
     pub fn parse(text: &str) -> Option<Self> {
-        use ErrorCode::*;
-        [
-            InvalidImage,
-            BadOption,
-            UnsupportedMediaType,
-            PayloadTooLarge,
-            ImageTooLarge,
-            Unauthorized,
-            NotFound,
-            MethodNotAllowed,
-            QueueFull,
-            Timeout,
-            ShuttingDown,
-            Unavailable,
-            Internal,
-        ]
-        .into_iter()
-        .find(|code| code.as_str() == text)
+        text.parse().ok()
+    }
+
+    /// Every code, in declaration order.
+    pub fn all() -> impl Iterator<Item = Self> {
+        <Self as strum::IntoEnumIterator>::iter()
     }
 }
 
@@ -207,29 +198,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn status_table() {
-        for (code, status, text) in [
-            (ErrorCode::InvalidImage, 400, "invalid_image"),
-            (ErrorCode::BadOption, 422, "bad_option"),
-            (
-                ErrorCode::UnsupportedMediaType,
-                415,
-                "unsupported_media_type",
-            ),
-            (ErrorCode::PayloadTooLarge, 413, "payload_too_large"),
-            (ErrorCode::ImageTooLarge, 413, "image_too_large"),
-            (ErrorCode::Unauthorized, 401, "unauthorized"),
-            (ErrorCode::NotFound, 404, "not_found"),
-            (ErrorCode::QueueFull, 429, "queue_full"),
-            (ErrorCode::Timeout, 503, "timeout"),
-            (ErrorCode::ShuttingDown, 503, "shutting_down"),
-            (ErrorCode::Unavailable, 503, "unavailable"),
-            (ErrorCode::Internal, 500, "internal"),
-        ] {
-            assert_eq!(code.status().as_u16(), status);
-            assert_eq!(code.as_str(), text);
+    fn every_code_round_trips_through_json_and_parse() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::all() {
+            let text = code.as_str();
+            assert!(seen.insert(text), "{text} twice");
             assert_eq!(serde_json::to_value(code).unwrap(), text);
             assert_eq!(ErrorCode::parse(text), Some(code));
+            assert!(code.status().is_client_error() || code.status().is_server_error());
         }
+        assert_eq!(
+            seen.len(),
+            14,
+            "a code was added: add it to the README's table too"
+        );
+        assert_eq!(
+            ErrorCode::parse("reload_failed"),
+            Some(ErrorCode::ReloadFailed)
+        );
+        assert_eq!(ErrorCode::parse("Internal"), None);
+        assert_eq!(ErrorCode::parse(""), None);
+    }
+
+    /// The README's error table (`| `code` | status | meaning |`) lists exactly the codes,
+    /// each with the status the server sends.
+    #[test]
+    fn the_readme_table_matches_the_codes() {
+        let readme = include_str!("../../../README.md");
+        let rows: std::collections::HashMap<String, u16> = readme
+            .lines()
+            .filter_map(|line| {
+                let mut cells = line.strip_prefix("| `")?.split('|');
+                let code = cells.next()?.trim().strip_suffix('`')?;
+                let status = cells.next()?.trim().parse().ok()?;
+                Some((code.to_string(), status))
+            })
+            .collect();
+        for code in ErrorCode::all() {
+            assert_eq!(
+                rows.get(code.as_str()),
+                Some(&code.status().as_u16()),
+                "README row for {}",
+                code.as_str()
+            );
+        }
+        assert_eq!(rows.len(), 14, "README rows {rows:?}");
     }
 }

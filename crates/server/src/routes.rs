@@ -145,17 +145,17 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state
-            .metrics
-            .render(&state.pool, state.cache.weighted_bytes()),
-    )
-        .into_response()
+/// The format follows `Accept`: OpenMetrics for Prometheus (which asks for it), the classic
+/// text format otherwise; each with its own content type.
+async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let rendered = state
+        .metrics
+        .render(&state.pool, state.cache.weighted_bytes());
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok());
+    let (content_type, body) = crate::metrics::exposition(accept, rendered);
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 async fn models(State(state): State<Arc<AppState>>) -> Json<Value> {

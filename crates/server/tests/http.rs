@@ -127,10 +127,43 @@ async fn timing_headers_and_metrics() {
     }
     let rss_line = metrics
         .lines()
-        .find(|l| l.starts_with("percept_process_resident_memory_bytes "))
+        .find(|l| l.starts_with("process_resident_memory_bytes "))
         .expect("rss metric");
     let rss: f64 = rss_line.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(rss > 1e6, "{rss_line}");
+
+    // The format and its content type follow `Accept`: Prometheus asks for OpenMetrics.
+    let scrape = |accept: &'static str| {
+        let request = client.get(server.url("/metrics"));
+        async move {
+            let response = request.header("accept", accept).send().await.unwrap();
+            let kind = response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            (kind, response.text().await.unwrap())
+        }
+    };
+    let (kind, body) =
+        scrape("application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4")
+            .await;
+    assert!(
+        kind.starts_with("application/openmetrics-text; version=1.0.0"),
+        "{kind}"
+    );
+    assert!(body.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
+    assert!(body.contains("# TYPE percept_requests counter"), "{body}");
+    let (kind, body) = scrape("*/*").await;
+    assert_eq!(kind, "text/plain; version=0.0.4; charset=utf-8");
+    assert!(!body.contains("# EOF"), "{body}");
+    assert!(
+        body.contains("# TYPE percept_requests_total counter"),
+        "{body}"
+    );
+    assert!(
+        body.contains("# TYPE process_cpu_seconds_total counter"),
+        "{body}"
+    );
     server.shutdown().await;
 }
 

@@ -55,20 +55,68 @@ pub const MODEL_NAMES: &[&str] = &[
 /// The tasks that need models, by route name.
 pub const MODEL_TASKS: &[&str] = &["anonymize", "holistic", "parse"];
 
+/// The models one model task needs, by manifest name; `None` for a task without models.
+/// `run` and `batch` load only these (a user running one task should not pay for the others'
+/// memory and load time).
+pub fn models_of_task(task: &str) -> Option<&'static [&'static str]> {
+    const ANONYMIZE: [&str; 2] = [
+        percept_vision::FaceDetector::MODEL,
+        percept_vision::FastFaceDetector::MODEL,
+    ];
+    match task {
+        "anonymize" => Some(&ANONYMIZE),
+        "holistic" => Some(&percept_vision::Holistic::MODELS),
+        "parse" => Some(&percept_vision::Parser::MODELS),
+        _ => None,
+    }
+}
+
 /// Every task: the model-free ones plus those built on `models` (loaded with
 /// [`MODEL_NAMES`]).
 pub fn registry_with_models(
     models: &percept_vision::Models,
 ) -> Result<TaskRegistry, percept_vision::VisionError> {
     let mut registry = default_registry();
-    let accurate = Arc::new(percept_vision::FaceDetector::new(models)?);
-    let fast = Arc::new(percept_vision::FastFaceDetector::new(models)?);
-    registry.register(Arc::new(Anonymize::new(accurate, fast)));
-    let holistic = Arc::new(percept_vision::Holistic::new(models)?);
-    registry.register(Arc::new(Holistic::new(holistic)));
-    let parser = Arc::new(percept_vision::Parser::new(models)?);
-    registry.register(Arc::new(Parse::new(parser)));
+    for task in MODEL_TASKS {
+        register_model_task(&mut registry, task, models)?;
+    }
     Ok(registry)
+}
+
+/// The model-free tasks plus the model task `task`, built on `models` (loaded with
+/// [`models_of_task`]).
+pub fn registry_with_task(
+    task: &str,
+    models: &percept_vision::Models,
+) -> Result<TaskRegistry, percept_vision::VisionError> {
+    let mut registry = default_registry();
+    register_model_task(&mut registry, task, models)?;
+    Ok(registry)
+}
+
+fn register_model_task(
+    registry: &mut TaskRegistry,
+    task: &str,
+    models: &percept_vision::Models,
+) -> Result<(), percept_vision::VisionError> {
+    match task {
+        "anonymize" => {
+            let accurate = Arc::new(percept_vision::FaceDetector::new(models)?);
+            let fast = Arc::new(percept_vision::FastFaceDetector::new(models)?);
+            registry.register(Arc::new(Anonymize::new(accurate, fast)));
+        }
+        "holistic" => {
+            let holistic = Arc::new(percept_vision::Holistic::new(models)?);
+            registry.register(Arc::new(Holistic::new(holistic)));
+        }
+        "parse" => {
+            let parser = Arc::new(percept_vision::Parser::new(models)?);
+            registry.register(Arc::new(Parse::new(parser)));
+        }
+        // Not a model task: the model-free registry already has it (or nothing does).
+        _ => {}
+    }
+    Ok(())
 }
 
 /// What `/v1/models` lists for each loaded model.
@@ -90,4 +138,26 @@ pub fn model_infos(models: &percept_vision::Models) -> Vec<crate::ModelInfo> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_model_task_names_its_models_and_the_server_loads_them_all() {
+        let mut union = std::collections::BTreeSet::new();
+        for task in MODEL_TASKS {
+            let names = models_of_task(task).expect("a model task names its models");
+            assert!(!names.is_empty());
+            union.extend(names.iter().copied());
+        }
+        let served: std::collections::BTreeSet<&str> = MODEL_NAMES.iter().copied().collect();
+        assert_eq!(
+            union, served,
+            "the server loads exactly what the tasks need"
+        );
+        assert_eq!(models_of_task("inspect"), None);
+        assert_eq!(models_of_task("art/oil"), None);
+    }
 }
