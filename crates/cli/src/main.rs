@@ -21,16 +21,19 @@ use percept_vision::percept_infer::EngineChoice;
 /// holistic landmarks. With no subcommand, serves the web page and API (the `serve` flags and
 /// `PERCEPT_*` variables apply).
 #[derive(Debug, Parser)]
-#[command(
-    name = "percept",
-    version,
-    about,
-    args_conflicts_with_subcommands = true
-)]
+#[command(name = "percept", version, about)]
 struct Cli {
     /// Log format: `text` for people, `json` for log collectors; `auto` picks text on a TTY.
     #[arg(long, env = "PERCEPT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto, global = true)]
     log_format: LogFormat,
+
+    /// More log detail: -v debug, -vv trace (`PERCEPT_LOG`, a tracing filter, applies when
+    /// neither -v nor -q is given).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "quiet")]
+    verbose: u8,
+    /// Less: -q warnings and errors only, -qq errors only.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    quiet: u8,
 
     #[command(subcommand)]
     command: Option<Command>,
@@ -52,39 +55,43 @@ enum LogFormat {
 enum Command {
     /// Serve the web page and the REST API (the default).
     Serve(ServeArgs),
-    /// Run one task on one image file.
+    /// Run one task on image files (or standard input).
+    #[command(after_long_help = percept_server::tasks::options_help())]
     Run(run::RunArgs),
     /// Run one task on every image in a folder, with a progress bar and a summary.
+    #[command(after_long_help = percept_server::tasks::options_help())]
     Batch(batch::BatchArgs),
     /// Drive a running server with real photos; write CSVs, a summary and SVG charts.
     Load(load::LoadArgs),
     /// List the models in the manifest; with --verify, check every file's sha256.
     Models(models::ModelsArgs),
+    /// Print a shell completion script (`percept completions bash > /etc/bash_completion.d/percept`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page in roff (`percept man | man -l -`), or a subcommand's
+    /// (`percept man run`).
+    Man {
+        /// A subcommand whose page to print instead of percept's.
+        subcommand: Option<String>,
+    },
     /// Time every model on each available engine (tract, ONNX Runtime) on a real photo, or
     /// with --task a task end to end (decode → task → encode) on photos.
     Bench(bench::BenchArgs),
 }
 
-/// Service settings. Each flag is also a `PERCEPT_*` environment variable; both override the
-/// TOML file given with `--config`, which overrides the defaults.
-#[derive(Debug, Clone, Default, Args)]
-pub(crate) struct ServeArgs {
-    /// TOML file with any of the settings below (snake_case keys).
+/// Settings `serve`, `run` and `batch` share. Each flag is also a `PERCEPT_*` environment
+/// variable; both override the TOML file given with `--config`, which overrides the defaults.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct CommonSettings {
+    /// TOML file with any of the settings (snake_case keys).
     #[arg(long, env = "PERCEPT_CONFIG")]
     config: Option<PathBuf>,
-    /// Listen address [default: 127.0.0.1:8080].
-    #[arg(long, env = "PERCEPT_ADDR")]
-    addr: Option<SocketAddr>,
     /// Worker threads for image work [default: number of cores].
     #[arg(long, env = "PERCEPT_WORKERS")]
     workers: Option<usize>,
-    /// Requests that may wait for a worker before new ones get 429 [default: 32].
-    #[arg(long, env = "PERCEPT_QUEUE")]
-    queue: Option<usize>,
-    /// Per-request deadline in milliseconds [default: 30000].
-    #[arg(long, env = "PERCEPT_DEADLINE_MS")]
-    deadline_ms: Option<u64>,
-    /// Largest request body in bytes [default: 26214400 = 25 MiB].
+    /// Largest request body (or input file) in bytes [default: 26214400 = 25 MiB].
     #[arg(long, env = "PERCEPT_MAX_BODY_BYTES")]
     max_body_bytes: Option<usize>,
     /// Largest image in pixels after decoding [default: 40000000].
@@ -93,13 +100,6 @@ pub(crate) struct ServeArgs {
     /// Largest image side in pixels [default: 12000].
     #[arg(long, env = "PERCEPT_MAX_SIDE")]
     max_side: Option<u32>,
-    /// Most images in one multipart request [default: 64].
-    #[arg(long, env = "PERCEPT_MAX_PARTS")]
-    max_parts: Option<usize>,
-    /// Require `Authorization: Bearer <key>` on every route but the page and health probes
-    /// (at least 16 characters) [default: none].
-    #[arg(long, env = "PERCEPT_API_KEY", hide_env_values = true)]
-    api_key: Option<String>,
     /// Folder with manifest.toml and the ONNX models [default: ./models, else the source
     /// tree's models/].
     #[arg(long, env = "PERCEPT_MODELS_DIR")]
@@ -112,6 +112,30 @@ pub(crate) struct ServeArgs {
     /// a single request's latency at some cost in throughput [default: 1].
     #[arg(long, env = "PERCEPT_INTRA_THREADS")]
     intra_threads: Option<usize>,
+}
+
+/// Service settings: the common ones plus those only a server has (`run` and `batch` do not
+/// show them in their help).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    common: CommonSettings,
+    /// Listen address [default: 127.0.0.1:8080].
+    #[arg(long, env = "PERCEPT_ADDR")]
+    addr: Option<SocketAddr>,
+    /// Requests that may wait for a worker before new ones get 429 [default: 32].
+    #[arg(long, env = "PERCEPT_QUEUE")]
+    queue: Option<usize>,
+    /// Per-request deadline in milliseconds [default: 30000].
+    #[arg(long, env = "PERCEPT_DEADLINE_MS")]
+    deadline_ms: Option<u64>,
+    /// Most images in one multipart request [default: 64].
+    #[arg(long, env = "PERCEPT_MAX_PARTS")]
+    max_parts: Option<usize>,
+    /// Require `Authorization: Bearer <key>` on every route but the page and health probes
+    /// (at least 16 characters) [default: none].
+    #[arg(long, env = "PERCEPT_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
     /// Result cache budget in bytes; 0 turns the cache off [default: 268435456 = 256 MiB].
     #[arg(long, env = "PERCEPT_CACHE_BYTES")]
     cache_bytes: Option<u64>,
@@ -127,9 +151,16 @@ pub(crate) struct ServeArgs {
     replica_id: Option<String>,
 }
 
-impl ServeArgs {
+impl CommonSettings {
     /// Defaults, then the TOML file, then flags and environment.
     pub(crate) fn resolve(&self) -> anyhow::Result<Config> {
+        let config = self.base()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The file's settings (or the defaults) with these flags applied, not yet validated.
+    fn base(&self) -> anyhow::Result<Config> {
         let mut config = match &self.config {
             Some(path) => Config::from_toml_file(path)?,
             None => Config::default(),
@@ -138,39 +169,83 @@ impl ServeArgs {
             ($($field:ident),*) => {$( if let Some(v) = self.$field { config.$field = v; } )*};
         }
         apply!(
-            addr,
             workers,
-            queue,
-            deadline_ms,
             max_body_bytes,
             max_pixels,
             max_side,
-            max_parts,
             engine,
             intra_threads
         );
-        apply!(cache_bytes, result_ttl_secs);
+        if let Some(dir) = &self.models_dir {
+            config.models_dir = Some(dir.clone());
+        }
+        Ok(config)
+    }
+}
+
+impl ServeArgs {
+    /// Defaults, then the TOML file, then flags and environment.
+    pub(crate) fn resolve(&self) -> anyhow::Result<Config> {
+        let mut config = self.common.base()?;
+        macro_rules! apply {
+            ($($field:ident),*) => {$( if let Some(v) = self.$field { config.$field = v; } )*};
+        }
+        apply!(
+            addr,
+            queue,
+            deadline_ms,
+            max_parts,
+            cache_bytes,
+            result_ttl_secs
+        );
         if let Some(url) = &self.redis_url {
             config.redis_url = Some(percept_server::Secret::new(url.clone()));
         }
         if let Some(id) = &self.replica_id {
             config.replica_id = Some(id.clone());
         }
-        // These two were parsed but never applied, so `--api-key` left the server open.
         if let Some(key) = &self.api_key {
             config.api_key = Some(percept_server::Secret::new(key.clone()));
-        }
-        if let Some(dir) = &self.models_dir {
-            config.models_dir = Some(dir.clone());
         }
         config.validate()?;
         Ok(config)
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PERCEPT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn,ort=warn"));
+/// The log filter: -v/-q when given, else `PERCEPT_LOG`, else info.
+fn log_filter(verbose: u8, quiet: u8) -> tracing_subscriber::EnvFilter {
+    let level = match (verbose, quiet) {
+        (0, 0) => {
+            return tracing_subscriber::EnvFilter::try_from_env("PERCEPT_LOG").unwrap_or_else(
+                |_| tracing_subscriber::EnvFilter::new("info,tower_http=warn,ort=warn"),
+            );
+        }
+        (0, 1) => "warn",
+        (0, _) => "error",
+        (1, _) => "debug,ort=info",
+        _ => "trace",
+    };
+    tracing_subscriber::EnvFilter::new(level)
+}
+
+/// `percept man [subcommand]`: the roff page of percept or of one subcommand.
+fn man_page(subcommand: Option<&str>) -> anyhow::Result<()> {
+    let root = <Cli as clap::CommandFactory>::command();
+    let command = match subcommand {
+        None => root,
+        Some(name) => root
+            .find_subcommand(name)
+            .cloned()
+            .with_context(|| format!("no subcommand `{name}`"))?
+            .bin_name(format!("percept {name}")),
+    };
+    let mut out = std::io::stdout().lock();
+    clap_mangen::Man::new(command)
+        .render(&mut out)
+        .context("writing the man page")
+}
+
+fn init_logging(format: LogFormat, filter: tracing_subscriber::EnvFilter) {
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Text => false,
@@ -275,9 +350,40 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     })
 }
 
+/// Parses the command line. Serve flags belong to `percept` alone or to `percept serve`: in
+/// front of another subcommand they would be ignored, so they are refused (clap's
+/// `args_conflicts_with_subcommands` would also refuse the global `-v`/`-q`).
+fn parse_cli() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut command = Cli::command();
+    let matches = command.get_matches_mut();
+    if let Some((name, _)) = matches.subcommand() {
+        let globals = ["verbose", "quiet", "log_format"];
+        let misplaced: Vec<String> = matches
+            .ids()
+            .map(|id| id.as_str())
+            .filter(|id| !globals.contains(id))
+            .filter(|id| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+            .map(|id| format!("--{}", id.replace('_', "-")))
+            .collect();
+        if !misplaced.is_empty() {
+            command
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!(
+                        "{} apply to the server: put them after `serve`, not before `{name}`",
+                        misplaced.join(", ")
+                    ),
+                )
+                .exit();
+        }
+    }
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let cli = parse_cli();
+    init_logging(cli.log_format, log_filter(cli.verbose, cli.quiet));
     let result = match cli.command {
         None => serve(&cli.serve),
         Some(Command::Serve(args)) => serve(&args),
@@ -286,6 +392,12 @@ fn main() -> std::process::ExitCode {
         Some(Command::Load(args)) => load::load(&args),
         Some(Command::Models(args)) => models::list(&args),
         Some(Command::Bench(args)) => bench::bench(&args),
+        Some(Command::Completions { shell }) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "percept", &mut std::io::stdout());
+            Ok(())
+        }
+        Some(Command::Man { subcommand }) => man_page(subcommand.as_deref()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

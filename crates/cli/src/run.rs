@@ -8,7 +8,7 @@ use percept_core::OutputFormat;
 use percept_server::{ApiError, Config, ErrorCode, Executed, Options, Render, Task, execute};
 use serde_json::Value;
 
-use crate::ServeArgs;
+use crate::CommonSettings;
 
 /// `percept run <task> <image>...`.
 #[derive(Debug, Args)]
@@ -44,9 +44,9 @@ pub(crate) struct TaskArgs {
     /// Any task option as key=value (repeatable), as in the HTTP query string.
     #[arg(long = "option", short = 'O', value_name = "KEY=VALUE")]
     pub(crate) options: Vec<String>,
-    /// Limits and other settings, as for `serve`.
+    /// Limits, engine and models, as for `serve`.
     #[command(flatten)]
-    pub(crate) settings: ServeArgs,
+    pub(crate) settings: CommonSettings,
 }
 
 impl TaskArgs {

@@ -2,7 +2,7 @@
 //! run and batch on real photos, exit codes.
 #![allow(clippy::unwrap_used)] // in tests a failed unwrap is a failed test
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -444,6 +444,150 @@ fn run_summarises_writes_the_named_format_and_reads_stdin_and_several_files() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stdout).contains("person_hopper.jpg"));
+}
+
+#[test]
+fn help_lists_tasks_log_level_flags_completions_and_man_pages() {
+    let text = |args: &[&str]| {
+        let output = percept().args(args).output().unwrap();
+        succeeded(&output);
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    // `run --help` lists every task with its options, and only the settings `run` uses.
+    let (help, _) = text(&["run", "--help"]);
+    for needle in [
+        "parser=learned|pose-guided",
+        "detector=accurate|fast",
+        "hands=boolean",
+        "art --style oil",
+        "inspect",
+        "--max-pixels",
+    ] {
+        assert!(help.contains(needle), "run --help lacks {needle}:\n{help}");
+    }
+    for serve_only in ["--redis-url", "--api-key", "--queue", "--addr"] {
+        assert!(!help.contains(serve_only), "run --help shows {serve_only}");
+    }
+    let (help, _) = text(&["serve", "--help"]);
+    assert!(help.contains("--redis-url") && help.contains("--max-pixels"));
+
+    // -q silences the info log, -v brings it back over PERCEPT_LOG=warn; -v and -q are global.
+    let photo = data("person_astronaut.jpg");
+    let photo = photo.to_str().unwrap();
+    let output = percept()
+        .args(["-q", "run", "anonymize", photo])
+        .env("PERCEPT_LOG", "info")
+        .output()
+        .unwrap();
+    succeeded(&output);
+    let quiet = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !quiet.contains("models loaded"),
+        "-q beats PERCEPT_LOG: {quiet}"
+    );
+    let (_, verbose) = text(&["run", "anonymize", photo, "-v"]);
+    assert!(verbose.contains("models loaded"), "{verbose}");
+    let output = percept().args(["-v", "-q", "models"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "-v and -q conflict");
+    // A serve flag in front of another subcommand would be ignored: it is refused.
+    let output = percept().args(["--queue", "5", "models"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--queue"));
+
+    let (bash, _) = text(&["completions", "bash"]);
+    assert!(bash.contains("_percept()") && bash.contains("completions"));
+    let (zsh, _) = text(&["completions", "zsh"]);
+    assert!(
+        zsh.starts_with("#compdef percept"),
+        "{}",
+        &zsh[..zsh.len().min(80)]
+    );
+    let (man, _) = text(&["man"]);
+    assert!(
+        man.contains(".TH percept 1"),
+        "{}",
+        &man[..man.len().min(200)]
+    );
+    let (man_run, _) = text(&["man", "run"]);
+    assert!(man_run.contains(".TH run 1") && man_run.contains("output"));
+    let output = percept().args(["man", "nosuch"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+}
+
+#[test]
+fn batch_streams_jsonl_walks_subfolders_and_never_overwrites_unasked() {
+    let input = tempfile::tempdir().unwrap();
+    let nested = input.path().join("street").join("day");
+    std::fs::create_dir_all(&nested).unwrap();
+    std::fs::copy(data("person_hopper.jpg"), input.path().join("hopper.jpg")).unwrap();
+    std::fs::copy(data("none_chelsea.png"), nested.join("chelsea.png")).unwrap();
+    std::fs::write(nested.join("broken.jpg"), b"not a jpeg").unwrap();
+    let batch = |extra: &[&str], output: Option<&Path>| {
+        let mut command = percept();
+        command.args(["batch", "inspect"]).arg(input.path());
+        if let Some(output) = output {
+            command.arg("-o").arg(output);
+        }
+        command.args(extra).output().unwrap()
+    };
+    let lines = |output: &std::process::Output| -> Vec<serde_json::Value> {
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+
+    // --jsonl without -o: one line per photo on stdout, failures included; top folder only.
+    let output = batch(&["--jsonl"], None);
+    assert_eq!(output.status.code(), Some(0));
+    let flat = lines(&output);
+    assert_eq!(flat.len(), 1, "{flat:?}");
+    assert!(flat[0]["file"].as_str().unwrap().ends_with("hopper.jpg"));
+    assert!(flat[0]["width"].as_u64().unwrap() > 0);
+
+    // --recursive: the subfolders too, results in the same relative folders.
+    let out = tempfile::tempdir().unwrap();
+    let output = batch(&["--recursive", "--jsonl"], Some(out.path()));
+    assert_eq!(output.status.code(), Some(1), "the broken photo fails");
+    let all = lines(&output);
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(all.iter().filter(|l| l.get("error").is_some()).count(), 1);
+    let chelsea = out.path().join("street/day/chelsea.json");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&chelsea).unwrap()).unwrap();
+    assert_eq!(json["width"], 451);
+
+    // Again into the same folder: refused before any work, nothing touched.
+    std::fs::write(&chelsea, b"{\"mine\": true}").unwrap();
+    let output = batch(&["--recursive"], Some(out.path()));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--force"));
+    assert_eq!(std::fs::read(&chelsea).unwrap(), b"{\"mine\": true}");
+    // --skip-existing leaves existing results and does the rest (the broken one, again).
+    let output = batch(
+        &["--recursive", "--skip-existing", "--jsonl"],
+        Some(out.path()),
+    );
+    let redone = lines(&output);
+    assert_eq!(
+        redone.len(),
+        1,
+        "only the photo without a result: {redone:?}"
+    );
+    assert!(redone[0]["file"].as_str().unwrap().ends_with("broken.jpg"));
+    assert_eq!(std::fs::read(&chelsea).unwrap(), b"{\"mine\": true}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["skipped_existing"], 2);
+    // --force overwrites.
+    let output = batch(&["--recursive", "--force"], Some(out.path()));
+    assert_eq!(output.status.code(), Some(1));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&chelsea).unwrap()).unwrap();
+    assert_eq!(json["width"], 451);
 }
 
 #[test]

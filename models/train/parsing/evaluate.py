@@ -67,7 +67,7 @@ def run_parser(percept: str, photos: Path, out: Path, parser: str) -> float:
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     subprocess.run([percept, "batch", "parse", str(photos), "-o", str(out), "--jobs", "1",
-                    "-O", f"parser={parser}"], check=True)
+                    "--force", "-O", f"parser={parser}"], check=True)
     return time.time() - started
 
 

@@ -69,8 +69,9 @@ def run_holistic(percept: str, photos: Path, out: Path) -> None:
     if done >= len(list(photos.glob("*.jpg"))):
         print(f"holistic results present in {out}", file=sys.stderr)
         return
+    # --skip-existing: an interrupted preparation resumes where it stopped.
     cmd = [percept, "batch", "holistic", str(photos), "-o", str(out), "--image-format", "jpg",
-           "-O", "hands=false", "-O", "draw=false"]
+           "--skip-existing", "-O", "hands=false", "-O", "draw=false"]
     print("running", " ".join(cmd), file=sys.stderr)
     subprocess.run(cmd, check=False)
 

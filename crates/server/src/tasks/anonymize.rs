@@ -46,7 +46,7 @@ struct AnonymizeResult {
 const DETECTORS: &[&str] = &["accurate", "fast"];
 const MODES: &[&str] = &["blur", "pixelate", "box"];
 
-const OPTIONS: &[OptionDoc] = &[
+pub(crate) const OPTIONS: &[OptionDoc] = &[
     OptionDoc {
         name: "detector",
         kind: "string",

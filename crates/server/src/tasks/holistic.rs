@@ -27,7 +27,7 @@ impl Holistic {
     }
 }
 
-const OPTIONS: &[OptionDoc] = &[
+pub(crate) const OPTIONS: &[OptionDoc] = &[
     OptionDoc {
         name: "min_score",
         kind: "number",

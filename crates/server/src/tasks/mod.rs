@@ -119,6 +119,47 @@ fn register_model_task(
     Ok(())
 }
 
+/// Every task and its options as text (for `percept run --help`): the model tasks from their
+/// option tables, so listing them loads no model, and the model-free tasks from their registry.
+pub fn options_help() -> String {
+    use std::fmt::Write;
+    let common: Vec<&str> = crate::COMMON_OPTIONS.iter().map(|o| o.name).collect();
+    let mut out = format!(
+        "Tasks and their options (-O KEY=VALUE; every task also takes {}):\n",
+        common.join(", ")
+    );
+    let mut write = |task: &str, options: &[crate::OptionDoc]| {
+        // Writing into a String cannot fail.
+        let _ = writeln!(out, "\n  {task}");
+        for option in options {
+            let values = if option.choices.is_empty() {
+                option.kind.to_string()
+            } else {
+                option.choices.join("|")
+            };
+            let _ = writeln!(
+                out,
+                "    {}={values} [default: {}]  {}",
+                option.name, option.default, option.description
+            );
+        }
+    };
+    write("parse", parse::OPTIONS);
+    write("anonymize (also --mode)", anonymize::OPTIONS);
+    write("holistic", holistic::OPTIONS);
+    let registry = default_registry();
+    for name in registry.names() {
+        if let Some(task) = registry.get(&name) {
+            let shown = match name.strip_prefix("art/") {
+                Some(style) => format!("art --style {style}"),
+                None => name.clone(),
+            };
+            write(&shown, task.options());
+        }
+    }
+    out
+}
+
 /// What `/v1/models` lists for each loaded model.
 pub fn model_infos(models: &percept_vision::Models) -> Vec<crate::ModelInfo> {
     models

@@ -29,7 +29,7 @@ impl Parse {
     }
 }
 
-const OPTIONS: &[OptionDoc] = &[
+pub(crate) const OPTIONS: &[OptionDoc] = &[
     OptionDoc {
         name: "parser",
         kind: "string",
