@@ -17,8 +17,113 @@ const ERROR_SENTENCES = {
   internal: 'Something went wrong on the server.',
 };
 
-const state = { tasks: [], common: [] };
+const state = { tasks: [], common: [], limits: null };
 const $ = (selector, root = document) => root.querySelector(selector);
+// Result cards kept on the page; older ones are removed (and their object URLs revoked).
+// `data-keep` on #results overrides it.
+const KEEP_CARDS = 10;
+// The object URLs each card holds (photo, result, downloads), revoked when it goes.
+const cardUrls = new WeakMap();
+
+const NUMBER = String.raw`-?\d+(?:\.\d+)?`;
+const RANGE_PATTERNS = [
+  // [0.05, 1] · (0, 200] · [0, 1): brackets are inclusive, parentheses exclusive.
+  { re: new RegExp(String.raw`([\[(])\s*(${NUMBER})\s*,\s*(${NUMBER})\s*([\])])`), read: (m) => ({
+    min: Number(m[2]), max: Number(m[3]), minExclusive: m[1] === '(', maxExclusive: m[4] === ')',
+  }) },
+  // 1..=20 (Rust's inclusive range)
+  { re: new RegExp(String.raw`(${NUMBER})\s*\.\.=\s*(${NUMBER})`), read: (m) => ({
+    min: Number(m[1]), max: Number(m[2]), minExclusive: false, maxExclusive: false,
+  }) },
+  // 1–100 (an en dash between two numbers)
+  { re: new RegExp(String.raw`(${NUMBER})\s*\u2013\s*(${NUMBER})`), read: (m) => ({
+    min: Number(m[1]), max: Number(m[2]), minExclusive: false, maxExclusive: false,
+  }) },
+];
+
+// The valid range an option's description states (the first one in it), or null.
+function rangeOf(description) {
+  let best = null;
+  for (const { re, read } of RANGE_PATTERNS) {
+    const m = re.exec(description || '');
+    if (m && (!best || m.index < best.index)) best = { index: m.index, range: read(m) };
+  }
+  return best ? best.range : null;
+}
+
+// Exclusive bounds have no HTML attribute: check them by hand.
+function checkRange(input) {
+  const value = input.value === '' ? null : Number(input.value);
+  let message = '';
+  if (value !== null && input.dataset.minExclusive === 'true' && value <= Number(input.min)) {
+    message = `Must be more than ${input.min}.`;
+  } else if (value !== null && input.dataset.maxExclusive === 'true' && value >= Number(input.max)) {
+    message = `Must be less than ${input.max}.`;
+  }
+  input.setCustomValidity(message);
+}
+
+function formatBytes(n) {
+  const units = [['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]];
+  for (const [unit, size] of units) {
+    if (n >= size) return `${Number((n / size).toFixed(1))} ${unit}`;
+  }
+  return `${n} bytes`;
+}
+
+function showLimits(limits) {
+  const span = $('#limits');
+  if (!limits || !limits.max_body_bytes) { span.hidden = true; return; }
+  const parts = [formatBytes(limits.max_body_bytes)];
+  if (limits.max_pixels) parts.push(`${Number((limits.max_pixels / 1e6).toFixed(1))} megapixels`);
+  if (limits.max_side) parts.push(`${limits.max_side} pixels a side`);
+  const last = parts.pop();
+  span.textContent = ` · up to ${parts.length ? `${parts.join(', ')} and ${last}` : last} each`;
+  span.hidden = false;
+}
+
+function track(card, blob) {
+  const url = URL.createObjectURL(blob);
+  cardUrls.get(card).push(url);
+  return url;
+}
+
+function removeCard(card) {
+  for (const url of cardUrls.get(card) || []) URL.revokeObjectURL(url);
+  cardUrls.delete(card);
+  card.remove();
+}
+
+function newCard(title) {
+  const card = $('#card').content.firstElementChild.cloneNode(true);
+  cardUrls.set(card, []);
+  $('.title', card).textContent = title;
+  $('.remove', card).addEventListener('click', () => {
+    const next = card.nextElementSibling || card.previousElementSibling;
+    removeCard(card);
+    // Keep keyboard focus on the page rather than losing it with the removed button.
+    (next ? $('.remove', next) : $('#choose')).focus();
+  });
+  const results = $('#results');
+  results.prepend(card);
+  const keep = Number(results.dataset.keep) || KEEP_CARDS;
+  [...results.querySelectorAll('article.card')].slice(keep).forEach(removeCard);
+  return card;
+}
+
+function base64Blob(text, type) {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i += 1) bytes[i] = binary.charCodeAt(i);
+  return new Blob([bytes], { type });
+}
+
+function fail(card, message) {
+  const status = $('.status', card);
+  status.textContent = message;
+  status.classList.add('error');
+  card.dataset.state = 'error';
+}
 
 function humanError(status, body) {
   const code = body && body.error && body.error.code;
@@ -52,13 +157,27 @@ function renderOptions() {
       }
     } else {
       input = document.createElement('input');
-      input.placeholder = option.default;
-      if (option.kind === 'boolean') input.type = 'checkbox';
-      else if (option.kind === 'number' || option.kind === 'integer') {
-        input.type = 'number';
-        input.step = option.kind === 'integer' ? '1' : 'any';
+      if (option.kind === 'boolean') {
+        // Ticked as the server's default; the form always sends the box's state.
+        input.type = 'checkbox';
+        input.checked = option.default === 'true';
+      } else {
+        input.placeholder = option.default;
+        if (option.kind === 'number' || option.kind === 'integer') {
+          input.type = 'number';
+          input.step = option.kind === 'integer' ? '1' : 'any';
+          const range = rangeOf(option.description);
+          if (range) {
+            input.min = String(range.min);
+            input.max = String(range.max);
+            input.dataset.minExclusive = String(range.minExclusive);
+            input.dataset.maxExclusive = String(range.maxExclusive);
+            input.addEventListener('input', () => checkRange(input));
+          }
+        }
       }
     }
+    input.title = option.description;
     input.name = option.name;
     input.dataset.kind = option.kind;
     label.append(input);
@@ -69,7 +188,7 @@ function renderOptions() {
 function query() {
   const params = new URLSearchParams();
   for (const input of document.querySelectorAll('#options input, #options select')) {
-    if (input.type === 'checkbox') { if (input.checked) params.set(input.name, 'true'); }
+    if (input.type === 'checkbox') params.set(input.name, input.checked ? 'true' : 'false');
     else if (input.value !== '') params.set(input.name, input.value);
   }
   if ($('#jpeg').checked) params.set('format', 'jpeg');
@@ -113,14 +232,39 @@ function showLegend(card, palette, segments) {
   legend.hidden = false;
 }
 
+// The first option whose value the page can already tell is out of range, as a sentence.
+function optionProblem() {
+  for (const input of document.querySelectorAll('#options input[type="number"]')) {
+    checkRange(input);
+    if (!input.checkValidity()) return `${input.name}: ${input.validationMessage}`;
+  }
+  return null;
+}
+
+const stem = (name) => (name || 'photo').replace(/\.[^.]+$/, '');
+
+function saveLink(card, selector, url, filename) {
+  const link = $(selector, card);
+  link.href = url;
+  link.download = filename;
+  link.hidden = false;
+}
+
 async function process(file) {
-  const card = $('#card').content.firstElementChild.cloneNode(true);
-  $('#results').prepend(card);
   const task = $('#task').value;
-  $('.title', card).textContent = `${file.name} · ${task}`;
+  const card = newCard(`${file.name || 'pasted photo'} · ${task}`);
   const status = $('.status', card);
   const bar = $('progress', card);
-  const originalUrl = URL.createObjectURL(file);
+  const limit = state.limits && state.limits.max_body_bytes;
+  if (limit && file.size > limit) {
+    fail(card, `${ERROR_SENTENCES.payload_too_large} (${formatBytes(file.size)}; the limit is ${formatBytes(limit)})`);
+    return;
+  }
+  const problem = optionProblem();
+  if (problem) {
+    fail(card, `${ERROR_SENTENCES.bad_option} (${problem})`);
+    return;
+  }
   status.textContent = 'Uploading…';
   try {
     const response = await post(`/v1/${task}${query()}`, file, (fraction) => {
@@ -129,11 +273,10 @@ async function process(file) {
     });
     bar.value = 100;
     if (response.status !== 200 || !response.body) {
-      status.textContent = humanError(response.status, response.body);
-      status.classList.add('error');
-      card.dataset.state = 'error';
+      fail(card, humanError(response.status, response.body));
       return;
     }
+    if (!card.isConnected) return; // removed while it was running
     const body = response.body;
     const json = { ...body };
     for (const key of ['image', 'mask']) {
@@ -148,17 +291,23 @@ async function process(file) {
     $('.timing', card).textContent = timing.join(' · ');
     $('.actions', card).hidden = false;
     status.textContent = 'Done.';
+    const name = `${stem(file.name)}-${task.replace('/', '-')}`;
+    // The whole answer, base64 fields included, as the API returned it.
+    const jsonBlob = new Blob([JSON.stringify(body, null, 2)], { type: 'application/json' });
+    saveLink(card, '.save-json', track(card, jsonBlob), `${name}.json`);
+    if (typeof body.mask === 'string') {
+      saveLink(card, '.save-mask', track(card, base64Blob(body.mask, 'image/png')), `${name}-mask.png`);
+    }
     if (body.image) {
       const mime = body.image_format === 'jpg' ? 'image/jpeg' : 'image/png';
-      const resultUrl = `data:${mime};base64,${body.image}`;
+      const originalUrl = track(card, file);
+      const resultUrl = track(card, base64Blob(body.image, mime));
       $('.original', card).src = originalUrl;
       $('.result', card).src = resultUrl;
       $('.under', card).src = originalUrl;
       $('.over', card).src = resultUrl;
       $('.compare', card).hidden = false;
-      const link = $('.download', card);
-      link.href = resultUrl;
-      link.download = `${file.name.replace(/\.[^.]+$/, '')}-${task.replace('/', '-')}.${body.image_format || 'png'}`;
+      saveLink(card, '.download', resultUrl, `${name}.${body.image_format || 'png'}`);
       const slider = $('.slider input', card);
       slider.addEventListener('input', () => {
         $('.over', card).style.clipPath = `inset(0 ${100 - slider.value}% 0 0)`;
@@ -176,9 +325,7 @@ async function process(file) {
     showLegend(card, body.palette, body.segments);
     card.dataset.state = 'done';
   } catch (error) {
-    status.textContent = error.message;
-    status.classList.add('error');
-    card.dataset.state = 'error';
+    fail(card, error.message);
   }
 }
 
@@ -204,9 +351,11 @@ async function init() {
     }
     const body = await response.json();
     state.tasks = body.tasks;
+    state.limits = body.limits || null;
   } catch (_) {
     state.tasks = [{ name: 'inspect', summary: '', options: [] }];
   }
+  showLimits(state.limits);
   for (const task of state.tasks) {
     const option = document.createElement('option');
     option.value = task.name;
@@ -219,7 +368,14 @@ async function init() {
   renderOptions();
 
   const drop = $('#drop');
-  $('#file').addEventListener('change', (e) => processAll([...e.target.files]));
+  const chooser = $('#file');
+  chooser.addEventListener('change', () => {
+    const files = [...chooser.files];
+    chooser.value = ''; // choosing the same file again is a new upload
+    processAll(files);
+  });
+  // A real button, so Tab reaches it and Enter/Space open the file chooser.
+  $('#choose').addEventListener('click', () => chooser.click());
   for (const type of ['dragenter', 'dragover']) {
     drop.addEventListener(type, (e) => { e.preventDefault(); drop.classList.add('over'); });
   }
@@ -227,6 +383,16 @@ async function init() {
     drop.addEventListener(type, (e) => { e.preventDefault(); drop.classList.remove('over'); });
   }
   drop.addEventListener('drop', (e) => processAll([...e.dataTransfer.files]));
+  // Paste a photo (a screenshot, an image copied from another page): the first image wins;
+  // a paste without one (text into an option field) is left alone.
+  document.addEventListener('paste', (e) => {
+    const items = e.clipboardData ? [...e.clipboardData.items] : [];
+    const item = items.find((i) => i.kind === 'file' && i.type.startsWith('image/'));
+    const file = item && item.getAsFile();
+    if (!file) return;
+    e.preventDefault();
+    processAll([file]);
+  });
   document.body.dataset.ready = 'true';
 }
 

@@ -29,7 +29,7 @@ fn fixed_paths() -> Value {
             "responses": {"200": {"description": "text exposition", "content": {"text/plain": {}}}}}},
         "/v1/models": {"get": {"summary": "Models loaded, with sha256 and input shape",
             "responses": {"200": json_ok("engine and models")}}},
-        "/v1/tasks": {"get": {"summary": "Tasks offered, with their options (name, type, default, description)",
+        "/v1/tasks": {"get": {"summary": "Tasks offered, with their options (name, type, default, description), and the upload limits",
             "responses": {"200": json_ok("tasks and common options")}}},
         "/v1/batch/{task}": {"post": {"summary": "Several images (repeated `image` parts, or JSON `images`) through one task; per-image results in order, a failing image reports its error in its slot",
             "parameters": [{"name": "task", "in": "path", "required": true, "schema": {"type": "string"}}],

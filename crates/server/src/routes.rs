@@ -168,7 +168,15 @@ async fn tasks(State(state): State<Arc<AppState>>) -> Json<Value> {
         .iter()
         .map(|t| json!({"name": t.name(), "summary": t.summary(), "options": t.options()}))
         .collect();
-    Json(json!({"tasks": tasks, "common_options": crate::task::COMMON_OPTIONS}))
+    // The upload limits, so clients (the page) can tell a user before sending a photo that
+    // the server would refuse.
+    let config = &state.config;
+    let limits = json!({
+        "max_body_bytes": config.max_body_bytes,
+        "max_pixels": config.max_pixels,
+        "max_side": config.max_side,
+    });
+    Json(json!({"tasks": tasks, "common_options": crate::task::COMMON_OPTIONS, "limits": limits}))
 }
 
 async fn openapi(State(state): State<Arc<AppState>>) -> Response {
