@@ -149,6 +149,10 @@ pub(crate) struct ServeArgs {
     /// This replica's stable name in Redis [default: <hostname>:<port>].
     #[arg(long, env = "PERCEPT_REPLICA_ID")]
     replica_id: Option<String>,
+    /// The URL clients reach the service at (`https://host[/prefix]`), for the absolute result
+    /// URLs of `/api/parse` [default: from the request's Host / X-Forwarded-* headers].
+    #[arg(long, env = "PERCEPT_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 impl CommonSettings {
@@ -203,6 +207,9 @@ impl ServeArgs {
         }
         if let Some(id) = &self.replica_id {
             config.replica_id = Some(id.clone());
+        }
+        if let Some(url) = &self.public_url {
+            config.public_url = Some(url.clone());
         }
         if let Some(key) = &self.api_key {
             config.api_key = Some(percept_server::Secret::new(key.clone()));

@@ -331,3 +331,77 @@ async fn results_expire_after_the_ttl_and_a_lost_redis_is_a_503() {
     assert_eq!(response.status(), 200);
     drop(replica);
 }
+
+/// The compatibility route's result URL, as the Python clients of the services percept
+/// replaces use it: absolute, fetched as it is, from whichever replica answers; made on A,
+/// fetched on B, and still on B once A is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_urls_are_absolute_and_any_replica_serves_them() {
+    use base64::Engine as _;
+    let Some(binary) = redis_or_skip() else {
+        return;
+    };
+    let (_redis, redis_port) = start_redis(&binary);
+    let (port_a, port_b) = (free_port(), free_port());
+    let a = start_percept(redis_port, "a", port_a, &[]).await;
+    let b = start_percept(redis_port, "b", port_b, &[]).await;
+    let image = base64::engine::general_purpose::STANDARD.encode(data("person_hopper.jpg"));
+    let response = client()
+        .post(format!("{}/api/parse", a.url))
+        .json(&serde_json::json!({ "image": image }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let url = body["data"]["colored_mask_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let prefix = format!("http://127.0.0.1:{port_a}/api/results/");
+    assert!(
+        url.starts_with(&prefix),
+        "absolute, from the request's Host: {url}"
+    );
+    let on_b = url.replace(&format!(":{port_a}/"), &format!(":{port_b}/"));
+    let fetch = |url: String| async move {
+        let response = client().get(&url).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.bytes().await.unwrap().to_vec())
+    };
+    let (status, from_a) = fetch(url.clone()).await;
+    assert_eq!(status, 200);
+    let (status, from_b) = fetch(on_b.clone()).await;
+    assert_eq!(status, 200, "replica B serves A's result");
+    assert_eq!(from_a, from_b);
+    let mask = image::load_from_memory(&from_b).unwrap();
+    assert_eq!(
+        (mask.width(), mask.height()),
+        image::image_dimensions(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/person_hopper.jpg"),
+        )
+        .unwrap()
+    );
+    drop(a); // SIGKILL
+    let (status, after) = fetch(on_b).await;
+    assert_eq!(status, 200, "A is gone; B still serves the result");
+    assert_eq!(after, from_a);
+    let (status, body) = get(&format!("{}/api/results/unknown.png", b.url)).await;
+    assert_eq!(status, 404, "{body}");
+
+    // Behind a proxy, the forwarded scheme and host make the URL.
+    let response = client()
+        .post(format!("{}/api/parse", b.url))
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "parse.example.com")
+        .json(&serde_json::json!({ "image": image }))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    let url = body["data"]["colored_mask_url"].as_str().unwrap();
+    assert!(
+        url.starts_with("https://parse.example.com/api/results/"),
+        "{url}"
+    );
+}

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use crate::jobs::JobBackend;
 use crate::{ApiError, AppState};
 
 /// Stored images by id, with the time they were stored.
@@ -44,8 +45,7 @@ impl ImageStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(crate) fn put(&self, bytes: Vec<u8>) -> String {
-        let id = uuid::Uuid::new_v4().simple().to_string();
+    pub(crate) fn put(&self, id: String, bytes: Vec<u8>) {
         let now = Instant::now();
         let mut entries = self.lock();
         entries.retain(|_, (at, _)| now.duration_since(*at) < self.ttl);
@@ -62,8 +62,7 @@ impl ImageStore {
                 total -= b.len();
             }
         }
-        entries.insert(id.clone(), (now, Arc::new(bytes)));
-        id
+        entries.insert(id, (now, Arc::new(bytes)));
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<Arc<Vec<u8>>> {
@@ -81,6 +80,7 @@ pub(crate) async fn api_parse(
     State(state): State<Arc<AppState>>,
     mut request: Request,
 ) -> Response {
+    let base = public_base(&state.config, request.headers(), request.uri());
     request
         .headers_mut()
         .insert(header::ACCEPT, HeaderValue::from_static("application/json"));
@@ -102,7 +102,17 @@ pub(crate) async fn api_parse(
         Ok(Err(e)) => return e.into_response(),
         Err(e) => return ApiError::internal(e).into_response(),
     };
-    let id = state.images.put(coloured);
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    // With Redis, any replica serves the image (behind a Service without session affinity the
+    // fetch mostly reaches another pod); without, this process's memory.
+    match &state.jobs {
+        JobBackend::Redis(redis) => {
+            if let Err(error) = redis.put_result_image(&id, &coloured).await {
+                return error.into_response();
+            }
+        }
+        JobBackend::Memory(_) => state.images.put(id.clone(), coloured),
+    }
     let segments: Vec<Value> = body["segments"]
         .as_array()
         .map(|s| {
@@ -121,12 +131,52 @@ pub(crate) async fn api_parse(
         "code": 0,
         "message": "success",
         "data": {
-            "colored_mask_url": format!("/api/results/{id}.png"),
+            "colored_mask_url": format!("{base}/api/results/{id}.png"),
             "segments": segments,
             "person_count": body["person_count"],
         }
     }))
     .into_response()
+}
+
+/// The absolute base URL clients reach this service at, for the result URLs the services
+/// percept replaces returned (their clients fetch them as they are): `public_url` when
+/// configured, else the scheme and host the request came with (`X-Forwarded-Proto` and
+/// `X-Forwarded-Host` behind a proxy or ingress, else `Host` or the URI's authority), else
+/// the listen address.
+pub(crate) fn public_base(
+    config: &crate::Config,
+    headers: &axum::http::HeaderMap,
+    uri: &axum::http::Uri,
+) -> String {
+    if let Some(url) = &config.public_url {
+        return url.trim_end_matches('/').to_string();
+    }
+    let first = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let proto = match first("x-forwarded-proto") {
+        Some(p) if p.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    };
+    // Only host characters: the value goes into a URL the client will request.
+    let valid = |host: &&str| {
+        host.len() <= 255
+            && host.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']')
+            })
+    };
+    let host = first("x-forwarded-host")
+        .filter(valid)
+        .or_else(|| first("host").filter(valid))
+        .or_else(|| uri.authority().map(|a| a.as_str()).filter(valid))
+        .map_or_else(|| config.addr.to_string(), str::to_string);
+    format!("{proto}://{host}")
 }
 
 /// The label-index PNG (base64) as a PNG in the palette's colours.
@@ -152,10 +202,17 @@ pub(crate) async fn result_image(
     Path(name): Path<String>,
 ) -> Response {
     let id = name.strip_suffix(".png").unwrap_or(&name);
-    match state.images.get(id) {
+    let found = match &state.jobs {
+        JobBackend::Redis(redis) => match redis.result_image(id).await {
+            Ok(found) => found,
+            Err(error) => return error.into_response(),
+        },
+        JobBackend::Memory(_) => state.images.get(id).map(|b| b.as_ref().clone()),
+    };
+    match found {
         Some(bytes) => (
             [(header::CONTENT_TYPE, HeaderValue::from_static("image/png"))],
-            Body::from(bytes.as_ref().clone()),
+            Body::from(bytes),
         )
             .into_response(),
         None => ApiError::not_found(format!(
@@ -173,12 +230,62 @@ mod tests {
     #[test]
     fn images_expire_and_the_budget_drops_the_oldest() {
         let store = ImageStore::new(Duration::from_millis(200), 10);
-        let a = store.put(vec![1; 6]);
-        let b = store.put(vec![2; 6]);
+        let (a, b) = ("a".to_string(), "b".to_string());
+        store.put(a.clone(), vec![1; 6]);
+        std::thread::sleep(Duration::from_millis(2));
+        store.put(b.clone(), vec![2; 6]);
         assert!(store.get(&a).is_none(), "over budget: the oldest goes");
         assert_eq!(store.get(&b).unwrap().as_slice(), &[2; 6]);
         std::thread::sleep(Duration::from_millis(250));
         assert!(store.get(&b).is_none(), "expired");
         assert!(store.get("nope").is_none());
+    }
+
+    #[test]
+    fn result_urls_are_absolute_from_the_request_a_proxy_or_the_config() {
+        let config = crate::Config::default();
+        let uri: axum::http::Uri = "/api/parse".parse().unwrap();
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = axum::http::HeaderMap::new();
+            for (k, v) in pairs {
+                map.insert(*k, HeaderValue::from_static(v));
+            }
+            map
+        };
+        let base = |pairs, config: &crate::Config| public_base(config, &headers(pairs), &uri);
+        assert_eq!(
+            base(&[("host", "10.0.0.5:8080")], &config),
+            "http://10.0.0.5:8080"
+        );
+        assert_eq!(
+            base(
+                &[
+                    ("host", "10.0.0.5:8080"),
+                    ("x-forwarded-proto", "https"),
+                    ("x-forwarded-host", "parse.example.com, proxy.internal"),
+                ],
+                &config
+            ),
+            "https://parse.example.com"
+        );
+        // A host that is not a host name falls back to the next source.
+        assert_eq!(
+            base(
+                &[
+                    ("host", "evil.com/\"><script>"),
+                    ("x-forwarded-host", "a b")
+                ],
+                &config
+            ),
+            "http://127.0.0.1:8080"
+        );
+        let configured = crate::Config {
+            public_url: Some("https://cv.example.org/percept/".into()),
+            ..crate::Config::default()
+        };
+        assert_eq!(
+            base(&[("host", "10.0.0.5")], &configured),
+            "https://cv.example.org/percept"
+        );
     }
 }

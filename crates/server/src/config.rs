@@ -37,6 +37,10 @@ pub struct Config {
     /// This replica's name in Redis (its processing list); it must be stable across restarts
     /// of the same replica and unique among live ones [default: `<hostname>:<port>`].
     pub replica_id: Option<String>,
+    /// `http(s)://host[:port][/prefix]` clients reach the service at, for the absolute result
+    /// URLs the compatibility routes return; without it they are built from the request's
+    /// `Host` (or `X-Forwarded-Host` and `X-Forwarded-Proto` behind a proxy).
+    pub public_url: Option<String>,
     /// When set, every route but the page, its assets and the health probes needs
     /// `Authorization: Bearer <key>` (or `x-api-key: <key>`).
     pub api_key: Option<Secret>,
@@ -105,6 +109,7 @@ impl Default for Config {
             intra_threads: 1,
             redis_url: None,
             replica_id: None,
+            public_url: None,
         }
     }
 }
@@ -169,6 +174,14 @@ impl Config {
         }
         if self.intra_threads == 0 || self.intra_threads > 256 {
             return bad("intra_threads must be 1..=256");
+        }
+        if let Some(url) = &self.public_url {
+            let rest = url
+                .strip_prefix("http://")
+                .or_else(|| url.strip_prefix("https://"));
+            if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
+                return bad("public_url must be http://host[:port][/prefix] or https://…");
+            }
         }
         if let Some(url) = &self.redis_url
             && redis::Client::open(url.expose()).is_err()

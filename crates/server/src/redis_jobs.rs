@@ -49,6 +49,9 @@ fn image_key(id: &str) -> String {
 fn result_key(id: &str) -> String {
     format!("{PREFIX}:job:{id}:result")
 }
+fn result_image_key(id: &str) -> String {
+    format!("{PREFIX}:result-image:{id}")
+}
 fn queue_key() -> String {
     format!("{PREFIX}:queue")
 }
@@ -146,6 +149,30 @@ impl RedisJobs {
 
     fn ttl_secs(&self) -> i64 {
         i64::try_from(self.result_ttl.as_secs().max(1)).unwrap_or(i64::MAX)
+    }
+
+    /// Stores a result image served by URL (`/api/results/{id}.png`) for the result TTL, so
+    /// any replica can serve it.
+    pub(crate) async fn put_result_image(&self, id: &str, bytes: &[u8]) -> Result<(), ApiError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("SET")
+            .arg(result_image_key(id))
+            .arg(bytes)
+            .arg("EX")
+            .arg(self.ttl_secs())
+            .exec_async(&mut conn)
+            .await
+            .map_err(|e| unavailable(&e))
+    }
+
+    /// A result image stored by any replica; `None` if unknown or expired.
+    pub(crate) async fn result_image(&self, id: &str) -> Result<Option<Vec<u8>>, ApiError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("GET")
+            .arg(result_image_key(id))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| unavailable(&e))
     }
 
     /// Stores a job and queues it; fails with `queue_full` when the shared queue is full and

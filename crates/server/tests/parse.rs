@@ -296,9 +296,11 @@ async fn compatibility_routes_answer_like_the_old_service() {
     for s in segments {
         assert!(s["confidence"].is_number() && s["pixel_count"].as_u64().unwrap() > 0);
     }
-    // The coloured mask is served from memory by URL, in the palette's colours.
+    // The coloured mask is served from memory by an absolute URL (the clients of the service
+    // percept replaces fetch it as it is), in the palette's colours.
     let url = body["data"]["colored_mask_url"].as_str().unwrap();
-    let response = client().get(server.url(url)).send().await.unwrap();
+    assert!(url.starts_with(&server.url("/api/results/")), "{url}");
+    let response = client().get(url).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "image/png");
     let mask = image::load_from_memory(&response.bytes().await.unwrap())
