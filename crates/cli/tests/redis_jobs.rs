@@ -47,7 +47,10 @@ impl Drop for Killed {
 }
 
 fn start_redis(binary: &PathBuf) -> (Killed, u16) {
-    let port = free_port();
+    start_redis_on(binary, free_port())
+}
+
+fn start_redis_on(binary: &PathBuf, port: u16) -> (Killed, u16) {
     let child = Command::new(binary)
         .args([
             "--port",
@@ -286,7 +289,7 @@ async fn jobs_are_shared_between_replicas_and_survive_a_killed_replica() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn results_expire_after_the_ttl_and_a_lost_redis_is_a_503() {
+async fn results_expire_after_the_ttl_and_a_lost_redis_is_a_503_until_it_returns() {
     let Some(binary) = redis_or_skip() else {
         return;
     };
@@ -329,6 +332,39 @@ async fn results_expire_after_the_ttl_and_a_lost_redis_is_a_503() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+
+    // Redis back (a restart, empty: no persistence here): the same percept process recovers
+    // without a restart of its own; the connection is re-made on the next request.
+    let (_redis, _) = start_redis_on(&binary, redis_port);
+    let started = Instant::now();
+    let id = loop {
+        let response = client()
+            .post(format!("{}/v1/jobs/inspect", replica.url))
+            .header("content-type", "image/jpeg")
+            .body(data("person_astronaut.jpg"))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 202 {
+            let body: Value = response.json().await.unwrap();
+            break body["id"].as_str().unwrap().to_string();
+        }
+        assert_eq!(
+            response.status(),
+            503,
+            "only `unavailable` while it reconnects"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        wait_done(&replica, &id, Duration::from_secs(30)).await["status"],
+        "done",
+        "the dispatcher takes jobs again after Redis came back"
+    );
     drop(replica);
 }
 
