@@ -146,6 +146,10 @@ pub(crate) struct ServeArgs {
     /// process memory].
     #[arg(long, env = "PERCEPT_REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
+    /// Bytes of photos the shared Redis queue may hold (with each at --max-body-bytes); size
+    /// Redis's maxmemory above it [default: 1073741824 = 1 GiB].
+    #[arg(long, env = "PERCEPT_REDIS_QUEUE_BYTES")]
+    redis_queue_bytes: Option<u64>,
     /// This replica's stable name in Redis [default: <hostname>:<port>].
     #[arg(long, env = "PERCEPT_REPLICA_ID")]
     replica_id: Option<String>,
@@ -200,7 +204,8 @@ impl ServeArgs {
             deadline_ms,
             max_parts,
             cache_bytes,
-            result_ttl_secs
+            result_ttl_secs,
+            redis_queue_bytes
         );
         if let Some(url) = &self.redis_url {
             config.redis_url = Some(percept_server::Secret::new(url.clone()));
@@ -211,7 +216,8 @@ impl ServeArgs {
         if let Some(url) = &self.public_url {
             config.public_url = Some(url.clone());
         }
-        if let Some(key) = &self.api_key {
+        // An empty key is no key (compose passes `PERCEPT_API_KEY: ${PERCEPT_API_KEY:-}`).
+        if let Some(key) = self.api_key.as_ref().filter(|k| !k.is_empty()) {
             config.api_key = Some(percept_server::Secret::new(key.clone()));
         }
         config.validate()?;

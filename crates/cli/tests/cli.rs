@@ -163,9 +163,13 @@ fn bare_percept_serves_with_the_environment_the_config_file_and_flags() {
     let mut command = percept();
     command
         .env("PERCEPT_ADDR", format!("127.0.0.1:{port}"))
-        .env("PERCEPT_CONFIG", &file);
+        .env("PERCEPT_CONFIG", &file)
+        // Empty is no key (compose passes `${PERCEPT_API_KEY:-}`), not a start-up error.
+        .env("PERCEPT_API_KEY", "");
     let server = Server::spawn(command, port);
     assert_eq!(queue_of(&server), (3, 1));
+    let (status, _) = blocking_get(&format!("{}/v1/tasks", server.url)).unwrap();
+    assert_eq!(status, 200, "no key required");
     drop(server);
 
     let port = free_port();

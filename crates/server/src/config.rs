@@ -34,6 +34,10 @@ pub struct Config {
     /// `redis://host:port[/db]`: keep async jobs in Redis, shared by every replica, instead of
     /// in process memory (DESIGN §6). May carry a password, so it is never logged.
     pub redis_url: Option<Secret>,
+    /// Bytes of images the shared Redis queue may hold: with every image at `max_body_bytes`,
+    /// at most this much waits in Redis (with 16 × `queue` jobs, the count bound, a 32-deep
+    /// queue of 25 MiB photos could otherwise hold 12.8 GiB). Size Redis's `maxmemory` above it.
+    pub redis_queue_bytes: u64,
     /// This replica's name in Redis (its processing list); it must be stable across restarts
     /// of the same replica and unique among live ones [default: `<hostname>:<port>`].
     pub replica_id: Option<String>,
@@ -108,6 +112,7 @@ impl Default for Config {
             engine: EngineChoice::Auto,
             intra_threads: 1,
             redis_url: None,
+            redis_queue_bytes: 1024 * 1024 * 1024,
             replica_id: None,
             public_url: None,
         }
@@ -204,6 +209,16 @@ impl Config {
         std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models"))
     }
 
+    /// How many jobs the shared Redis queue may hold: 16 per local queue slot, and no more than
+    /// `redis_queue_bytes` of photos at the largest accepted size; at least one.
+    pub fn redis_queue_jobs(&self) -> usize {
+        let by_count = self.queue.max(1).saturating_mul(16);
+        let by_bytes = self.redis_queue_bytes / (self.max_body_bytes.max(1) as u64);
+        by_count
+            .min(usize::try_from(by_bytes).unwrap_or(usize::MAX))
+            .max(1)
+    }
+
     /// `replica_id`, else `<hostname>:<port>`: stable across restarts of one replica (so it
     /// finds its own unfinished jobs), distinct between replicas sharing a host.
     pub fn resolved_replica_id(&self) -> String {
@@ -238,6 +253,24 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shared_queue_is_bounded_by_count_and_by_bytes() {
+        let config = Config::default();
+        // 32 × 16 = 512 jobs by count; 1 GiB of 25 MiB photos = 40 by bytes.
+        assert_eq!(config.redis_queue_jobs(), 40);
+        let small = Config {
+            queue: 1,
+            max_body_bytes: 1024 * 1024,
+            ..Config::default()
+        };
+        assert_eq!(small.redis_queue_jobs(), 16);
+        let tiny = Config {
+            redis_queue_bytes: 1,
+            ..Config::default()
+        };
+        assert_eq!(tiny.redis_queue_jobs(), 1, "never zero");
+    }
 
     #[test]
     fn toml_overrides_only_given_keys() {

@@ -130,7 +130,7 @@ impl RedisJobs {
         replica: String,
         result_ttl: Duration,
         workers: usize,
-        queue: usize,
+        max_queued: usize,
     ) -> redis::RedisResult<Self> {
         let client = redis::Client::open(url)?;
         let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config())?;
@@ -140,8 +140,9 @@ impl RedisJobs {
             conn,
             replica,
             result_ttl,
-            // Redis holds the images of waiting jobs: bound the shared queue like the local one.
-            max_queued: queue.max(1).saturating_mul(16),
+            // Redis holds the images of waiting jobs: bounded by count and by bytes
+            // (`Config::redis_queue_jobs`).
+            max_queued: max_queued.max(1),
             slots: Arc::new(Semaphore::new(workers)),
             workers,
         })

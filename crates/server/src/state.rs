@@ -115,7 +115,7 @@ impl AppState {
                 config.resolved_replica_id(),
                 ttl,
                 config.workers,
-                config.queue,
+                config.redis_queue_jobs(),
             ) {
                 Ok(redis) => JobBackend::Redis(Arc::new(redis)),
                 Err(error) => {

@@ -108,11 +108,135 @@ async fn kubernetes_objects_are_complete_and_consistent() {
             .filter(|o| text(o, &["kind"]) == Some(kind))
             .collect()
     };
-    let deployments = of_kind("Deployment");
+    // Workloads: percept's Deployment and Redis's StatefulSet.
+    let mut deployments = of_kind("Deployment");
+    let stateful = of_kind("StatefulSet");
+    deployments.extend(stateful.iter().copied());
     let services = of_kind("Service");
     let name = |o: &Yaml| text(o, &["metadata", "name"]).unwrap().to_string();
-    assert!(deployments.iter().any(|d| name(d) == "percept"));
-    assert!(deployments.iter().any(|d| name(d) == "percept-redis"));
+    assert!(of_kind("Deployment").iter().any(|d| name(d) == "percept"));
+    let redis = stateful
+        .iter()
+        .find(|d| name(d) == "percept-redis")
+        .expect("Redis is a StatefulSet (its data on a PersistentVolumeClaim)");
+
+    // The HPA owns the replica count: a `replicas:` in the Deployment would reset it.
+    let percept_deployment = of_kind("Deployment")
+        .into_iter()
+        .find(|d| name(d) == "percept")
+        .unwrap();
+    assert!(
+        percept_deployment["spec"].get("replicas").is_none(),
+        "percept: no replicas with an HPA"
+    );
+    // Every pod runs with the runtime's default seccomp profile.
+    for workload in &deployments {
+        assert_eq!(
+            text(
+                workload,
+                &[
+                    "spec",
+                    "template",
+                    "spec",
+                    "securityContext",
+                    "seccompProfile",
+                    "type"
+                ]
+            ),
+            Some("RuntimeDefault"),
+            "{}: seccompProfile",
+            name(workload)
+        );
+    }
+    // Redis: its append-only file on a claimed volume, a memory cap that never evicts queued
+    // jobs, above the byte bound percept puts on the shared queue, below its container limit.
+    let claim = &at(redis, &["spec", "volumeClaimTemplates"])
+        .as_sequence()
+        .unwrap()[0];
+    let container = &at(redis, &["spec", "template", "spec", "containers"])
+        .as_sequence()
+        .unwrap()[0];
+    let mounted = at(container, &["volumeMounts"]).as_sequence().unwrap();
+    assert!(
+        mounted
+            .iter()
+            .any(|m| text(m, &["name"]) == text(claim, &["metadata", "name"])
+                && text(m, &["mountPath"]) == Some("/data"))
+    );
+    let args: Vec<&str> = at(container, &["args"])
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let arg = |flag: &str| {
+        let i = args
+            .iter()
+            .position(|a| *a == flag)
+            .unwrap_or_else(|| panic!("redis: no {flag}"));
+        args[i + 1]
+    };
+    assert_eq!((arg("--appendonly"), arg("--dir")), ("yes", "/data"));
+    assert_eq!(arg("--maxmemory-policy"), "noeviction");
+    let bytes = |text: &str| -> u64 {
+        let lower = text.to_ascii_lowercase();
+        let (number, unit) = lower.split_at(
+            lower
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(lower.len()),
+        );
+        let n: u64 = number.parse().unwrap();
+        n * match unit {
+            "" | "b" => 1,
+            "mb" => 1 << 20,
+            "gb" => 1 << 30,
+            "mi" => 1 << 20,
+            "gi" => 1 << 30,
+            other => panic!("unit {other}"),
+        }
+    };
+    let maxmemory = bytes(arg("--maxmemory"));
+    let limit = bytes(text(container, &["resources", "limits", "memory"]).unwrap());
+    assert!(
+        maxmemory < limit,
+        "redis maxmemory {maxmemory} ≥ its limit {limit}"
+    );
+    let queue_bytes = at(
+        &at(
+            percept_deployment,
+            &["spec", "template", "spec", "containers"],
+        )[0],
+        &["env"],
+    )
+    .as_sequence()
+    .unwrap()
+    .iter()
+    .find(|e| text(e, &["name"]) == Some("PERCEPT_REDIS_QUEUE_BYTES"))
+    .and_then(|e| text(e, &["value"]))
+    .map_or(Config::default().redis_queue_bytes, |v| v.parse().unwrap());
+    assert!(
+        queue_bytes < maxmemory,
+        "the shared queue ({queue_bytes}) must fit in Redis ({maxmemory})"
+    );
+    let redis_security = at(container, &["securityContext"]);
+    assert_eq!(
+        redis_security["allowPrivilegeEscalation"].as_bool(),
+        Some(false)
+    );
+    assert_eq!(
+        at(
+            redis,
+            &[
+                "spec",
+                "template",
+                "spec",
+                "securityContext",
+                "runAsNonRoot"
+            ]
+        )
+        .as_bool(),
+        Some(true)
+    );
 
     let server = TestServer::start(config()).await;
     for deployment in &deployments {
@@ -269,8 +393,35 @@ async fn kubernetes_objects_are_complete_and_consistent() {
         text(hpa, &["spec", "scaleTargetRef", "name"]),
         Some("percept")
     );
-    let metric = &at(hpa, &["spec", "metrics"]).as_sequence().unwrap()[0];
-    assert_eq!(text(metric, &["resource", "name"]), Some("cpu"));
+    let metrics = at(hpa, &["spec", "metrics"]).as_sequence().unwrap();
+    assert_eq!(text(&metrics[0], &["resource", "name"]), Some("cpu"));
+    // And on the queue each pod reports, served by prometheus-adapter's rule shipped here.
+    let queue_metric = metrics
+        .iter()
+        .find(|m| text(m, &["type"]) == Some("Pods"))
+        .and_then(|m| text(m, &["pods", "metric", "name"]))
+        .expect("the HPA scales on a per-pod metric too");
+    assert_eq!(queue_metric, "percept_queue_depth");
+    let rules = of_kind("ConfigMap")
+        .into_iter()
+        .find(|c| name(c) == "percept-adapter-rules")
+        .expect("the prometheus-adapter rule ConfigMap");
+    let rules = text(rules, &["data", "config.yaml"]).unwrap();
+    let rules: Yaml = serde_norway::from_str(rules).unwrap();
+    let rule = &at(&rules, &["rules"]).as_sequence().unwrap()[0];
+    assert!(
+        text(rule, &["seriesQuery"])
+            .unwrap()
+            .starts_with(queue_metric)
+    );
+    assert_eq!(text(rule, &["name", "as"]), Some(queue_metric));
+    let scrape = metrics_text(&server).await;
+    assert!(
+        scrape
+            .lines()
+            .any(|l| l.starts_with(&format!("{queue_metric} "))),
+        "the server exports {queue_metric}"
+    );
     assert!(
         at(hpa, &["spec", "minReplicas"]).as_u64().unwrap()
             <= at(hpa, &["spec", "maxReplicas"]).as_u64().unwrap()
@@ -303,6 +454,22 @@ fn compose_runs_two_replicas_on_one_redis() {
         .map(|(_, s)| text(s, &["environment", "PERCEPT_REPLICA_ID"]).unwrap())
         .collect();
     assert_eq!(ids.len(), 2, "replica ids must differ");
+    for (name, service) in &replicas {
+        // Loopback unless PERCEPT_BIND says otherwise; the API key is passed through.
+        for port in at(service, &["ports"]).as_sequence().unwrap() {
+            assert!(
+                port.as_str()
+                    .unwrap()
+                    .starts_with("${PERCEPT_BIND:-127.0.0.1}:"),
+                "{name:?}: {port:?} binds every interface"
+            );
+        }
+        assert_eq!(
+            text(service, &["environment", "PERCEPT_API_KEY"]),
+            Some("${PERCEPT_API_KEY:-}"),
+            "{name:?}"
+        );
+    }
     assert!(
         text(&services[&Yaml::from("redis")], &["image"])
             .unwrap()
