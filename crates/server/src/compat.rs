@@ -197,6 +197,13 @@ pub(crate) async fn predict(State(state): State<Arc<AppState>>, request: Request
 }
 
 /// `GET /api/results/{id}.png`.
+#[utoipa::path(get, path = "/api/results/{name}", tag = "compatibility", operation_id = "compat_result_image",
+    summary = "A coloured mask from /api/parse, held for the result TTL",
+    params(("name" = String, Path, description = "`<id>.png`, as in `colored_mask_url`")),
+    responses(
+        (status = 200, description = "The PNG.", content_type = "image/png", body = Vec<u8>),
+        (status = 404, description = "`not_found`: unknown or expired.", body = crate::error::ErrorBody),
+    ))]
 pub(crate) async fn result_image(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,

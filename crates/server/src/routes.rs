@@ -121,11 +121,20 @@ async fn style_css() -> Response {
         .into_response()
 }
 
-async fn healthz() -> Json<Value> {
+#[utoipa::path(get, path = "/healthz", tag = "health", operation_id = "healthz",
+    summary = "Liveness: the process answers",
+    responses((status = 200, description = "Alive.", body = crate::openapi::schemas::Health)))]
+pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+#[utoipa::path(get, path = "/readyz", tag = "health", operation_id = "readyz",
+    summary = "Readiness: models loaded and warmed, not draining",
+    responses(
+        (status = 200, description = "Ready.", body = crate::openapi::schemas::Readiness),
+        (status = 503, description = "Loading or shutting down.", body = crate::openapi::schemas::Readiness),
+    ))]
+pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let ready = state.is_ready();
     let body = json!({
         "status": if ready { "ok" } else if state.is_shutting_down() { "shutting_down" } else { "loading" },
@@ -147,7 +156,11 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 
 /// The format follows `Accept`: OpenMetrics for Prometheus (which asks for it), the classic
 /// text format otherwise; each with its own content type.
-async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+#[utoipa::path(get, path = "/metrics", tag = "service", operation_id = "metrics",
+    summary = "Prometheus metrics: percept_* and the standard process_* ones",
+    responses((status = 200, description = "Text exposition (OpenMetrics when asked for).",
+        content_type = "text/plain", body = String)))]
+pub(crate) async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let rendered = state
         .metrics
         .render(&state.pool, state.cache.weighted_bytes());
@@ -158,11 +171,17 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-async fn models(State(state): State<Arc<AppState>>) -> Json<Value> {
+#[utoipa::path(get, path = "/v1/models", tag = "service", operation_id = "models",
+    summary = "Models loaded, with sha256 and input shape",
+    responses((status = 200, description = "Engine and models.", body = crate::openapi::schemas::ModelsResponse)))]
+pub(crate) async fn models(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({"engine": state.engine, "models": *state.models()}))
 }
 
-async fn tasks(State(state): State<Arc<AppState>>) -> Json<Value> {
+#[utoipa::path(get, path = "/v1/tasks", tag = "service", operation_id = "tasks",
+    summary = "Tasks offered, with their options, and the upload limits",
+    responses((status = 200, description = "Tasks, common options, limits.", body = crate::openapi::schemas::TasksResponse)))]
+pub(crate) async fn tasks(State(state): State<Arc<AppState>>) -> Json<Value> {
     let tasks: Vec<Value> = state
         .tasks()
         .iter()
@@ -195,7 +214,15 @@ enum Kind {
 
 /// `POST /v1/admin/reload`: re-reads the manifest and swaps the models in (behind the API key
 /// when one is set, like every route but health). In-flight requests finish on the old models.
-async fn admin_reload(State(state): State<Arc<AppState>>) -> Response {
+#[utoipa::path(post, path = "/v1/admin/reload", tag = "service", operation_id = "admin_reload",
+    summary = "Re-read the manifest, load, verify and warm the models and swap them in atomically",
+    description = "SIGHUP does the same; running requests finish on the old models.",
+    responses(
+        (status = 200, description = "Reloaded.", body = crate::openapi::schemas::ReloadResponse),
+        (status = 500, description = "`reload_failed`: refused, the old models keep serving; the message says why.",
+            body = crate::error::ErrorBody),
+    ))]
+pub(crate) async fn admin_reload(State(state): State<Arc<AppState>>) -> Response {
     match state.clone().reload().await {
         Ok(report) => Json(json!({"status": "reloaded", "engine": state.engine, "models": report.models, "tasks": report.tasks, "ms": report.ms})).into_response(),
         Err(why) => ApiError::new(
