@@ -509,6 +509,21 @@ fn the_dockerfile_builds_like_the_readme_and_runs_unprivileged() {
         "the Dockerfile does not `RUN {build}`"
     );
     assert!(instructions.contains(&"RUN scripts/fetch-ort"));
+    // Dependencies are cooked (cargo-chef) before the sources are copied, so a code change
+    // does not rebuild every crate.
+    let cook = instructions
+        .iter()
+        .position(|l| l.starts_with("RUN cargo chef cook --release --locked"))
+        .expect("a cargo chef cook layer");
+    let build_at = instructions
+        .iter()
+        .position(|l| *l == format!("RUN {build}"))
+        .unwrap();
+    let sources = instructions[cook..build_at]
+        .iter()
+        .position(|l| *l == "COPY . .")
+        .expect("the sources copied after the dependencies are cooked");
+    assert!(sources > 0);
     let froms = instructions
         .iter()
         .filter(|l| l.starts_with("FROM "))
