@@ -15,27 +15,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[test]
-fn saturated_soak_gives_only_2xx_and_429_and_flat_memory() {
-    let seconds: u64 = std::env::var("PERCEPT_SOAK_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
+/// `percept serve` on a free loopback port with `args`, once it accepts connections.
+fn start_server(args: &[&str]) -> (std::process::Child, String) {
     let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_percept"))
-        .args([
-            "serve",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--workers",
-            "2",
-            "--queue",
-            "4",
-            // The soak repeats a few photos: with the result cache they would all be hits.
-            "--cache-bytes",
-            "0",
-        ])
+    let server = Command::new(env!("CARGO_BIN_EXE_percept"))
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+        .args(args)
         .env("PERCEPT_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -44,11 +29,22 @@ fn saturated_soak_gives_only_2xx_and_429_and_flat_memory() {
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
-            started.elapsed() < Duration::from_secs(10),
+            started.elapsed() < Duration::from_secs(60),
             "server did not start"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    (server, format!("http://127.0.0.1:{port}"))
+}
+
+#[test]
+fn saturated_soak_gives_only_2xx_and_429_and_flat_memory() {
+    let seconds: u64 = std::env::var("PERCEPT_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    // The soak repeats a few photos: with the result cache they would all be hits.
+    let (mut server, url) = start_server(&["--workers", "2", "--queue", "4", "--cache-bytes", "0"]);
     let out = tempfile::tempdir().unwrap();
     let images = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data");
     let status = Command::new(env!("CARGO_BIN_EXE_percept"))
@@ -124,24 +120,7 @@ fn saturated_soak_gives_only_2xx_and_429_and_flat_memory() {
 /// exceed them in flight, and a weighted task mix is reported per task.
 #[test]
 fn load_honours_retry_after_ramps_stages_and_reports_per_task() {
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_percept"))
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-        .args(["--workers", "1", "--queue", "1", "--cache-bytes", "0"])
-        .env("PERCEPT_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (mut server, url) = start_server(&["--workers", "1", "--queue", "1", "--cache-bytes", "0"]);
     let out = tempfile::tempdir().unwrap();
     let images = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data");
     let status = Command::new(env!("CARGO_BIN_EXE_percept"))

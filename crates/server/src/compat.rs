@@ -18,7 +18,7 @@ use crate::jobs::JobBackend;
 use crate::{ApiError, AppState};
 
 /// Stored images by id, with the time they were stored.
-type Entries = HashMap<String, (Instant, Arc<Vec<u8>>)>;
+type Entries = HashMap<String, (Instant, bytes::Bytes)>;
 
 /// Result images held in memory for the result TTL, oldest dropped past a byte budget.
 #[derive(Debug)]
@@ -62,10 +62,11 @@ impl ImageStore {
                 total -= b.len();
             }
         }
-        entries.insert(id, (now, Arc::new(bytes)));
+        entries.insert(id, (now, bytes::Bytes::from(bytes)));
     }
 
-    pub(crate) fn get(&self, id: &str) -> Option<Arc<Vec<u8>>> {
+    /// The stored image; a cheap reference-counted handle, not a copy of the PNG.
+    pub(crate) fn get(&self, id: &str) -> Option<bytes::Bytes> {
         let entries = self.lock();
         let (at, bytes) = entries.get(id)?;
         (at.elapsed() < self.ttl).then(|| bytes.clone())
@@ -211,10 +212,10 @@ pub(crate) async fn result_image(
     let id = name.strip_suffix(".png").unwrap_or(&name);
     let found = match &state.jobs {
         JobBackend::Redis(redis) => match redis.result_image(id).await {
-            Ok(found) => found,
+            Ok(found) => found.map(bytes::Bytes::from),
             Err(error) => return error.into_response(),
         },
-        JobBackend::Memory(_) => state.images.get(id).map(|b| b.as_ref().clone()),
+        JobBackend::Memory(_) => state.images.get(id),
     };
     match found {
         Some(bytes) => (
@@ -242,7 +243,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(2));
         store.put(b.clone(), vec![2; 6]);
         assert!(store.get(&a).is_none(), "over budget: the oldest goes");
-        assert_eq!(store.get(&b).unwrap().as_slice(), &[2; 6]);
+        assert_eq!(store.get(&b).unwrap().as_ref(), &[2u8; 6]);
         std::thread::sleep(Duration::from_millis(250));
         assert!(store.get(&b).is_none(), "expired");
         assert!(store.get("nope").is_none());
