@@ -476,7 +476,13 @@ test('the file chooser is reached by Tab and opens with Enter and Space, with a 
   assert.notEqual(outline[0], 'none');
   assert.ok(outline[1] >= 2, `outline ${outline}`);
 
-  const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.keyboard.press('Enter')]);
+  // Playwright turns on file-chooser interception asynchronously: one round trip to the page
+  // after asking for the event makes sure it is on before the key is pressed (without it, a
+  // key press could open an uncaught chooser now and then).
+  const chooserEvent = page.waitForEvent('filechooser');
+  await page.evaluate(() => 0);
+  await page.keyboard.press('Enter');
+  const chooser = await chooserEvent;
   assert.ok(chooser.isMultiple());
   await chooser.setFiles(photo);
   await page.waitForFunction(() => document.querySelector('article.card')?.dataset.state);
@@ -485,7 +491,10 @@ test('the file chooser is reached by Tab and opens with Enter and Space, with a 
   assert.equal(JSON.parse(await card.locator('.json pre').textContent()).width, 1024);
 
   await page.focus('#choose');
-  const [again] = await Promise.all([page.waitForEvent('filechooser'), page.keyboard.press('Space')]);
+  const againEvent = page.waitForEvent('filechooser');
+  await page.evaluate(() => 0);
+  await page.keyboard.press('Space');
+  const again = await againEvent;
   assert.ok(again);
   // The file input is hidden from sight, not display:none.
   assert.notEqual(await page.locator('#file').evaluate((el) => getComputedStyle(el).display), 'none');
