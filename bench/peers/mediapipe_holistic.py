@@ -12,7 +12,11 @@ refs   Run Holistic on each photo and write the landmarks percept's tests compar
     .venv-mp/bin/python bench/peers/mediapipe_holistic.py refs \
         --out tests/data/holistic_mediapipe.json tests/data/person_astronaut.jpg ...
 
-       Settings: Holistic(static_image_mode=True, model_complexity=1,
+       Settings: Holistic(static_image_mode=True, model_complexity=1 (--model-complexity 0
+       for BlazePose lite, written to holistic_mediapipe_lite.json; MediaPipe downloads
+       pose_landmark_lite.tflite on first use, so offline copy it from the npm package
+       @mediapipe/holistic 0.5.1675471629, the file models/manifest.toml names, sha256
+       f17bfbec…, into the venv's mediapipe/modules/pose_landmark/),
        refine_face_landmarks=False, enable_segmentation=False), other options at their
        defaults (min_detection_confidence=0.5, min_tracking_confidence=0.5). Photos are
        decoded with Pillow, EXIF-transposed, converted to RGB. One fresh Holistic per photo.
@@ -102,7 +106,7 @@ def cmd_refs(args):
         h, w = rgb.shape[:2]
         with hol.Holistic(
             static_image_mode=True,
-            model_complexity=1,
+            model_complexity=args.model_complexity,
             refine_face_landmarks=False,
             enable_segmentation=False,
         ) as model:
@@ -135,14 +139,17 @@ def cmd_refs(args):
                         f"other {d[31 - near] ** 0.5:.0f} px)",
                         file=sys.stderr,
                     )
-    generator = "bench/peers/mediapipe_holistic.py refs --out " + str(args.out) + " " + " ".join(
+    generator = "bench/peers/mediapipe_holistic.py refs" + (
+        f" --model-complexity {args.model_complexity}" if args.model_complexity != 1 else ""
+    ) + " --out " + str(args.out) + " " + " ".join(
         str(p) for p in args.photos
     )
     doc = {
         "generator": generator,
         "mediapipe": MP_VERSION,
-        "model_complexity": 1,
-        "settings": "Holistic(static_image_mode=True, model_complexity=1, refine_face_landmarks=False, "
+        "model_complexity": args.model_complexity,
+        "settings": f"Holistic(static_image_mode=True, model_complexity={args.model_complexity}, "
+        "refine_face_landmarks=False, "
         "enable_segmentation=False); Pillow decode, EXIF transpose, RGB",
         "coordinates": "x, y normalised to image width/height as MediaPipe returns them; pose rows are "
         "[x, y, visibility]; left_hand is the person's left hand",
@@ -333,6 +340,8 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("refs")
     r.add_argument("--out", required=True, type=pathlib.Path)
+    r.add_argument("--model-complexity", type=int, choices=(0, 1), default=1,
+                   help="0 = BlazePose lite, 1 = full (the default, as percept's default)")
     r.add_argument("photos", nargs="+", type=pathlib.Path)
     for name in ("bench", "_child"):
         b = sub.add_parser(name)

@@ -459,6 +459,17 @@ test('the upload limit shown and enforced is the one the server reports', async 
   }
 });
 
+// The file chooser a key press opens. Playwright turns on file-chooser interception
+// asynchronously: one round trip to the page after asking for the event makes sure it is on
+// before the key is pressed (without it, a key press could open an uncaught chooser now and
+// then).
+async function chooserOnKey(page, key) {
+  const chooser = page.waitForEvent('filechooser');
+  await page.evaluate(() => 0);
+  await page.keyboard.press(key);
+  return chooser;
+}
+
 test('the file chooser is reached by Tab and opens with Enter and Space, with a visible focus ring', async () => {
   const { page, problems } = await openPage();
   await page.selectOption('#task', 'inspect');
@@ -476,13 +487,7 @@ test('the file chooser is reached by Tab and opens with Enter and Space, with a 
   assert.notEqual(outline[0], 'none');
   assert.ok(outline[1] >= 2, `outline ${outline}`);
 
-  // Playwright turns on file-chooser interception asynchronously: one round trip to the page
-  // after asking for the event makes sure it is on before the key is pressed (without it, a
-  // key press could open an uncaught chooser now and then).
-  const chooserEvent = page.waitForEvent('filechooser');
-  await page.evaluate(() => 0);
-  await page.keyboard.press('Enter');
-  const chooser = await chooserEvent;
+  const chooser = await chooserOnKey(page, 'Enter');
   assert.ok(chooser.isMultiple());
   await chooser.setFiles(photo);
   await page.waitForFunction(() => document.querySelector('article.card')?.dataset.state);
@@ -491,10 +496,7 @@ test('the file chooser is reached by Tab and opens with Enter and Space, with a 
   assert.equal(JSON.parse(await card.locator('.json pre').textContent()).width, 1024);
 
   await page.focus('#choose');
-  const againEvent = page.waitForEvent('filechooser');
-  await page.evaluate(() => 0);
-  await page.keyboard.press('Space');
-  const again = await againEvent;
+  const again = await chooserOnKey(page, 'Space');
   assert.ok(again);
   // The file input is hidden from sight, not display:none.
   assert.notEqual(await page.locator('#file').evaluate((el) => getComputedStyle(el).display), 'none');

@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use percept_server::tasks::{
-    MODEL_NAMES, default_registry, model_infos, models_of_task, registry_with_models,
+    default_registry, model_infos, model_names, models_of_task, registry_with_models,
     registry_with_task,
 };
 use percept_server::{Config, ModelInfo, TaskRegistry};
@@ -61,7 +61,7 @@ fn load(
 pub(crate) fn load_for_serving(
     config: &Config,
 ) -> anyhow::Result<(TaskRegistry, Vec<ModelInfo>, String)> {
-    let models = load(&config.resolved_models_dir(), config, MODEL_NAMES, true)?;
+    let models = load(&config.resolved_models_dir(), config, &model_names(), true)?;
     let registry = registry_with_models(&models).context("building the model tasks")?;
     Ok((registry, model_infos(&models), models.engine().to_string()))
 }

@@ -52,6 +52,7 @@ use schemas::*;
         Point,
         Detector,
         HolisticResult,
+        HolisticPerson,
         Landmark,
         Parts,
         PartInfo,

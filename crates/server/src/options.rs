@@ -90,6 +90,22 @@ impl Options {
         Ok(Some(number))
     }
 
+    /// Removes `key` and reads it as a whole number in `range` (a count: people, pixels).
+    pub fn take_count(
+        &mut self,
+        key: &str,
+        range: std::ops::RangeInclusive<usize>,
+    ) -> Result<Option<usize>, ApiError> {
+        let within = *range.start() as f64..=*range.end() as f64;
+        match self.take_f64(key, within)? {
+            Some(v) if v.fract() != 0.0 => Err(ApiError::bad_option(format!(
+                "option `{key}` must be a whole number, got {v}"
+            ))),
+            Some(v) => Ok(Some(v as usize)),
+            None => Ok(None),
+        }
+    }
+
     /// Removes `key` and reads it as a boolean (`true`/`false`, `1`/`0`).
     pub fn take_bool(&mut self, key: &str) -> Result<Option<bool>, ApiError> {
         match self.take(key) {

@@ -79,6 +79,41 @@ async fn landmarks_lie_on_the_person_and_are_drawn() {
         changed > total / 500 && changed < total / 5,
         "{changed} of {total} pixels changed"
     );
+    // Everyone is tracked and drawn: each person's box holds drawn pixels.
+    let everyone = body["people"].as_array().unwrap();
+    assert_eq!(
+        body["person_count"].as_u64().unwrap() as usize,
+        everyone.len()
+    );
+    assert!(everyone.len() >= 4, "{} people", everyone.len());
+    assert_eq!(
+        everyone[0]["pose"], body["pose"],
+        "people[0] is the top-level person"
+    );
+    for p in everyone {
+        assert_eq!(p["pose"].as_array().unwrap().len(), 33, "{p}");
+        let b = &p["bbox"];
+        let (x0, y0) = (
+            b["x"].as_u64().unwrap() as u32,
+            b["y"].as_u64().unwrap() as u32,
+        );
+        let (x1, y1) = (
+            x0 + b["width"].as_u64().unwrap() as u32,
+            y0 + b["height"].as_u64().unwrap() as u32,
+        );
+        let drawn_here = (y0..y1.min(original.height()))
+            .flat_map(|y| (x0..x1.min(original.width())).map(move |x| (x, y)))
+            .filter(|&(x, y)| {
+                let (a, o) = (drawn.get_pixel(x, y), original.get_pixel(x, y));
+                a.0.iter().zip(o.0).any(|(p, q)| p.abs_diff(q) > 40)
+            })
+            .count();
+        assert!(
+            drawn_here > 200,
+            "person {}: {drawn_here} drawn pixels",
+            p["index"]
+        );
+    }
     let nose = &body["pose"][0];
     let (nx, ny) = (
         nose["x"].as_f64().unwrap() as u32,
@@ -101,6 +136,35 @@ async fn landmarks_lie_on_the_person_and_are_drawn() {
     assert_eq!(body["pose"].as_array().unwrap().len(), 33);
     assert!(body["face"].as_array().unwrap().is_empty());
     assert_eq!(body["landmark_count"], 33);
+
+    // One person at most: MediaPipe's answer.
+    let (status, body) = send(
+        client
+            .post(server.url("/v1/holistic?max_people=1&draw=false"))
+            .multipart(multipart(data("group5_stairs.jpg"), "image")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["person_count"], 1);
+    assert_eq!(body["people"].as_array().unwrap().len(), 1);
+
+    // BlazePose lite: the same person, other numbers.
+    let (status, lite) = send(
+        client
+            .post(server.url("/v1/holistic?max_people=1&draw=false&model_complexity=0"))
+            .multipart(multipart(data("group5_stairs.jpg"), "image")),
+    )
+    .await;
+    assert_eq!(status, 200, "{lite}");
+    assert_eq!(lite["pose"].as_array().unwrap().len(), 33);
+    assert_ne!(
+        lite["pose"], body["pose"],
+        "model_complexity=0 ran the full model"
+    );
+    let (a, b) = (&lite["pose"][0], &body["pose"][0]);
+    let d = (a["x"].as_f64().unwrap() - b["x"].as_f64().unwrap())
+        .hypot(a["y"].as_f64().unwrap() - b["y"].as_f64().unwrap());
+    assert!(d < 30.0, "lite's nose {d} px from full's");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,7 +183,18 @@ async fn no_person_is_an_empty_answer_and_bad_options_are_422() {
         assert!(body[part].as_array().unwrap().is_empty(), "{part}");
         assert_eq!(body["parts"][part]["present"], false);
     }
-    for query in ["min_score=0", "hands=maybe", "colour=red"] {
+    assert_eq!(body["person_count"], 0);
+    assert!(body["people"].as_array().unwrap().is_empty());
+    for query in [
+        "min_score=0",
+        "hands=maybe",
+        "colour=red",
+        "max_people=0",
+        "max_people=2.5",
+        "max_people=21",
+        "model_complexity=2",
+        "model_complexity=0.5",
+    ] {
         let (status, body) = send(
             client
                 .post(server.url(&format!("/v1/holistic?{query}")))

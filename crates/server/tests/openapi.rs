@@ -184,7 +184,15 @@ async fn the_document_types_every_result_and_error_and_names_the_bearer_scheme()
         ("AnonymizeResult", &["faces", "count", "image"]),
         (
             "HolisticResult",
-            &["pose", "left_hand", "face", "landmark_count", "parts"],
+            &[
+                "pose",
+                "left_hand",
+                "face",
+                "landmark_count",
+                "parts",
+                "person_count",
+                "people",
+            ][..],
         ),
         ("Face", &["bbox", "score", "landmarks"]),
         (

@@ -220,15 +220,16 @@ fn labels_sit_around_the_true_faces(body: &Value, truth: &Value, name: &str) {
         "{name}: {on_faces} of {face_px} face pixels on faces"
     );
     // The hand-drawn boxes run from hairline to chin and ear to ear: a fully labelled face
-    // fills a third to two thirds of one. Known limit (MODELS.md): on the dim stairs photo two
-    // of five seated faces come out as hair, so three in five is the bar, not all.
+    // fills a third to two thirds of one. Known limit (MODELS.md): on the dim stairs photo one
+    // of five seated faces (a profile in shadow) comes out mostly as hair, so four in five is
+    // the bar, not all (the weights before neighbour pasting managed three).
     let labelled = boxes
         .iter()
         .zip(&per_face)
         .filter(|&(&(_, _, w, h), &n)| n as f64 > 0.2 * w * h)
         .count();
     assert!(
-        labelled * 5 >= boxes.len() * 3,
+        labelled * 5 >= boxes.len() * 4,
         "{name}: {labelled} of {} true faces labelled face ({per_face:?})",
         boxes.len()
     );

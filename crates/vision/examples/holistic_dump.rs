@@ -21,11 +21,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let ms = start.elapsed().as_secs_f64() * 1000.0;
         println!(
             "{photo}: {} landmarks (pose {}, left {}, right {}, face {}) in {ms:.1} ms",
-            r.landmark_count,
-            r.pose.len(),
-            r.left_hand.len(),
-            r.right_hand.len(),
-            r.face.len()
+            r.landmarks.landmark_count,
+            r.landmarks.pose.len(),
+            r.landmarks.left_hand.len(),
+            r.landmarks.right_hand.len(),
+            r.landmarks.face.len()
         );
         let name = Path::new(&photo)
             .file_stem()

@@ -6,6 +6,8 @@
 //! `cargo run -p percept-vision --example pipeline_bench -- parse photo.jpg 512x512 30`
 //!
 //! `PERCEPT_PARSER=learned|pose-guided` picks the parser (default learned).
+//! `PERCEPT_MAX_PEOPLE=N` and `PERCEPT_MODEL_COMPLEXITY=0|1` set holistic's options (defaults
+//! 10 and 1); holistic's `found` is the landmarks of everyone tracked.
 //! `PERCEPT_ENGINE=tract|ort|auto` picks the engine (default auto: ONNX Runtime when
 //! `scripts/fetch-ort` has put its library in `.ort/`).
 
@@ -73,7 +75,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "holistic" => {
             let models = load(&Holistic::MODELS)?;
             let p = Holistic::new(&models)?;
-            Box::new(move || Ok(p.run(&image, &HolisticOptions::default())?.landmark_count))
+            let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u8>().ok());
+            let defaults = HolisticOptions::default();
+            let options = HolisticOptions {
+                max_people: env("PERCEPT_MAX_PEOPLE").map_or(defaults.max_people, usize::from),
+                model_complexity: env("PERCEPT_MODEL_COMPLEXITY")
+                    .unwrap_or(defaults.model_complexity),
+                ..defaults
+            };
+            Box::new(move || {
+                let r = p.run(&image, &options)?;
+                Ok(r.people.iter().map(|p| p.landmarks.landmark_count).sum())
+            })
         }
         "parse" => {
             let models = load(&Parser::MODELS)?;

@@ -1,15 +1,19 @@
-//! Holistic tracking (MediaPipe Holistic's graph on one photo): the best person's 33 pose
-//! landmarks, then both hands and the face mesh from ROIs the pose gives — 543 points.
+//! Holistic tracking (MediaPipe Holistic's graph on one photo) for every person the people
+//! stage finds: each person's 33 pose landmarks, then both hands and the face mesh from ROIs
+//! the pose gives — 543 points a person. MediaPipe tracks one person; `max_people = 1` is that
+//! behaviour and cost.
 
 use image::RgbImage;
 use percept_infer::{BBox, Models};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::draw::Canvas;
 use crate::face_mesh::{FaceMesh, FaceMesher};
 use crate::hands::{Hand, HandTracker, Side};
 use crate::landmarks::Roi;
-use crate::pose::{Pose, PoseEstimator};
+use crate::people::{People, Person, PixelBox};
+use crate::pose::{Pose, PoseEstimator, PoseModel};
 use crate::topology::{FACE_CONTOURS, HAND_EDGES, POSE_EDGES};
 use crate::{Landmark, Result, VisionError};
 
@@ -22,6 +26,11 @@ pub struct HolisticOptions {
     pub hands: bool,
     /// Run the face mesh.
     pub face: bool,
+    /// Track at most this many people, most prominent first (1..=20). 1 is MediaPipe's
+    /// behaviour and cost: the detector's surest person, no search around other faces.
+    pub max_people: usize,
+    /// MediaPipe's `model_complexity`: 0 = BlazePose lite, 1 = full.
+    pub model_complexity: u8,
 }
 
 impl Default for HolisticOptions {
@@ -30,6 +39,8 @@ impl Default for HolisticOptions {
             min_detection_score: 0.5,
             hands: true,
             face: true,
+            max_people: 10,
+            model_complexity: 1,
         }
     }
 }
@@ -41,6 +52,18 @@ impl HolisticOptions {
             return Err(VisionError::BadOption(format!(
                 "min_detection_score must be in [0.05, 1], got {}",
                 self.min_detection_score
+            )));
+        }
+        if self.model_complexity > 1 {
+            return Err(VisionError::BadOption(format!(
+                "model_complexity must be 0 (lite) or 1 (full), got {}",
+                self.model_complexity
+            )));
+        }
+        if !(1..=20).contains(&self.max_people) {
+            return Err(VisionError::BadOption(format!(
+                "max_people must be in 1..=20, got {}",
+                self.max_people
             )));
         }
         Ok(())
@@ -97,15 +120,10 @@ pub struct PersonBox {
     pub score: f32,
 }
 
-/// The 543 landmarks of one person (fewer when parts are missing: a missing part is an empty
-/// list, never invented points).
-#[derive(Debug, Clone, Serialize)]
-pub struct HolisticResult {
-    /// Photo width.
-    pub width: u32,
-    /// Photo height.
-    pub height: u32,
-    /// 33 pose landmarks (with visibility and presence), or none.
+/// One person's landmarks by part.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BodyLandmarks {
+    /// 33 pose landmarks (with visibility and presence).
     pub pose: Vec<Landmark>,
     /// 21 landmarks of the person's left hand, or none.
     pub left_hand: Vec<Landmark>,
@@ -113,12 +131,49 @@ pub struct HolisticResult {
     pub right_hand: Vec<Landmark>,
     /// 468 face-mesh landmarks, or none.
     pub face: Vec<Landmark>,
-    /// How many landmarks were returned in all (543 when everything was found).
+    /// How many landmarks this person has (543 when everything was found).
     pub landmark_count: usize,
     /// Per part: found, score, ROI.
     pub parts: Parts,
-    /// The pose detector's box of the person, when one was found.
+}
+
+/// One tracked person: up to 543 landmarks (a missing part is an empty list, never invented
+/// points).
+#[derive(Debug, Clone, Serialize)]
+pub struct HolisticPerson {
+    /// Position in `people` (0 = the most prominent, the one the top-level fields repeat).
+    pub index: usize,
+    /// Box of the person's landmarks, clipped to the photo.
+    pub bbox: PixelBox,
+    /// The pose model's person-presence probability.
+    pub score: f32,
+    /// How the person was found: `pose` (whole-photo detector) or `face` (a search around a
+    /// face the detector missed).
+    pub seed: &'static str,
+    /// Their landmarks (flattened into the person's JSON).
+    #[serde(flatten)]
+    pub landmarks: BodyLandmarks,
+}
+
+/// Everyone's landmarks; the top-level landmark fields hold the most prominent person's, as
+/// before multi-person tracking, so single-person clients keep working.
+#[derive(Debug, Clone, Serialize)]
+pub struct HolisticResult {
+    /// Photo width.
+    pub width: u32,
+    /// Photo height.
+    pub height: u32,
+    /// The most prominent person's landmarks (flattened into the top level; all empty when
+    /// nobody was found).
+    #[serde(flatten)]
+    pub landmarks: BodyLandmarks,
+    /// The most prominent person's pose-detector box (their landmarks' box and pose score
+    /// when a face search found them), when someone was found.
     pub person: Option<PersonBox>,
+    /// How many people were tracked.
+    pub person_count: usize,
+    /// Every person tracked, most prominent (largest) first.
+    pub people: Vec<HolisticPerson>,
 }
 
 /// Everything one person yields: the intermediate results parsing builds on.
@@ -137,27 +192,30 @@ pub struct PersonLandmarks {
 /// The holistic pipeline on loaded models. Cheap to clone; share it in an `Arc`.
 #[derive(Debug, Clone)]
 pub struct Holistic {
-    pose: PoseEstimator,
+    people: People,
     hands: HandTracker,
     face: FaceMesher,
 }
 
 impl Holistic {
     /// Every model it needs loaded.
-    pub const MODELS: [&'static str; 6] = [
-        PoseEstimator::MODELS[0],
-        PoseEstimator::MODELS[1],
+    pub const MODELS: [&'static str; 8] = [
+        People::MODELS[0],
+        People::MODELS[1],
+        People::MODELS[2],
         HandTracker::MODELS[0],
         HandTracker::MODELS[1],
         FaceMesher::MODELS[0],
         FaceMesher::MODELS[1],
+        // `model_complexity = 0`.
+        PoseEstimator::LITE_MODEL,
     ];
 
     /// Builds it on loaded models, with the engine ready to run both hands at once (on ONNX
     /// Runtime the second hand sessions cost the first request ~25 ms otherwise).
     pub fn new(models: &Models) -> Result<Self> {
         let holistic = Self {
-            pose: PoseEstimator::new(models)?,
+            people: People::new(models)?,
             hands: HandTracker::new(models)?,
             face: FaceMesher::new(models)?,
         };
@@ -165,9 +223,9 @@ impl Holistic {
         Ok(holistic)
     }
 
-    /// The pose stage, for pipelines that drive it themselves.
-    pub fn pose_estimator(&self) -> &PoseEstimator {
-        &self.pose
+    /// The people stage.
+    pub fn people(&self) -> &People {
+        &self.people
     }
 
     /// Hands and face for a person whose pose is known; the three run in parallel.
@@ -218,61 +276,124 @@ impl Holistic {
         })
     }
 
-    /// The best person's landmarks (MediaPipe Holistic tracks one person).
+    /// Every person's landmarks (at most `options.max_people`), people spread over the cores.
     pub fn run(&self, image: &RgbImage, options: &HolisticOptions) -> Result<HolisticResult> {
         options.validate()?;
         let (width, height) = image.dimensions();
+        let score = options.min_detection_score;
+        let model = match options.model_complexity {
+            0 => PoseModel::Lite,
+            _ => PoseModel::Full,
+        };
+        let found: Vec<Person> = if options.max_people == 1 {
+            self.people.best(image, score, model)?.into_iter().collect()
+        } else {
+            self.people.find(image, score, options.max_people, model)?
+        };
+        // Each person's pose goes on to their hands and face; what found them stays beside.
+        let track = |p: Person| -> Result<(Option<PersonBox>, HolisticPerson)> {
+            let detection = p.detection.as_ref().map(|d| person_box(&d.bbox, d.score));
+            let landmarks = self.complete(image, p.pose, options)?;
+            Ok((
+                detection,
+                holistic_person(p.seed.name(), landmarks, width, height),
+            ))
+        };
+        // One person keeps the caller's thread (its hands already run beside the face).
+        let mut people: Vec<(Option<PersonBox>, HolisticPerson)> = if found.len() > 1 {
+            found.into_par_iter().map(track).collect::<Result<_>>()?
+        } else {
+            found.into_iter().map(track).collect::<Result<_>>()?
+        };
+        // Most prominent first: the largest person (a tie keeps the surer pose first).
+        people.sort_by_key(|(_, p)| std::cmp::Reverse(p.bbox.area()));
+        for (i, (_, p)) in people.iter_mut().enumerate() {
+            p.index = i;
+        }
         let mut result = HolisticResult {
             width,
             height,
-            pose: Vec::new(),
-            left_hand: Vec::new(),
-            right_hand: Vec::new(),
-            face: Vec::new(),
-            landmark_count: 0,
-            parts: Parts {
-                pose: PartInfo::absent(),
-                left_hand: PartInfo::absent(),
-                right_hand: PartInfo::absent(),
-                face: PartInfo::absent(),
-            },
+            landmarks: BodyLandmarks::default(),
             person: None,
+            person_count: people.len(),
+            people: Vec::new(),
         };
-        let people = self.pose.detect(image, options.min_detection_score)?;
-        let Some(best) = people.into_iter().next() else {
-            return Ok(result);
-        };
-        result.person = Some(person_box(&best.bbox, best.score));
-        let Some(roi) = self.pose.roi(&best) else {
-            return Ok(result);
-        };
-        let Some(pose) = self.pose.landmarks(image, &roi, false)? else {
-            return Ok(result);
-        };
-        let person = self.complete(image, pose, options)?;
-        result.parts.pose = PartInfo {
-            present: true,
-            score: person.pose.score,
-            roi: Some(person.pose.roi.into()),
-        };
-        result.pose = person.pose.landmarks;
-        if let Some(hand) = person.left_hand {
-            result.parts.left_hand = part(hand.score, hand.roi);
-            result.left_hand = hand.landmarks;
+        if let Some((detection, first)) = people.first() {
+            result.landmarks = first.landmarks.clone();
+            result.person = Some(detection.unwrap_or(PersonBox {
+                x: first.bbox.x as f32,
+                y: first.bbox.y as f32,
+                width: first.bbox.width as f32,
+                height: first.bbox.height as f32,
+                score: first.score,
+            }));
         }
-        if let Some(hand) = person.right_hand {
-            result.parts.right_hand = part(hand.score, hand.roi);
-            result.right_hand = hand.landmarks;
-        }
-        if let Some(face) = person.face {
-            result.parts.face = part(face.score, face.roi);
-            result.face = face.landmarks;
-        }
-        result.landmark_count = result.pose.len()
-            + result.left_hand.len()
-            + result.right_hand.len()
-            + result.face.len();
+        result.people = people.into_iter().map(|(_, p)| p).collect();
         Ok(result)
+    }
+}
+
+impl Default for Parts {
+    /// Nothing found.
+    fn default() -> Self {
+        Self {
+            pose: PartInfo::absent(),
+            left_hand: PartInfo::absent(),
+            right_hand: PartInfo::absent(),
+            face: PartInfo::absent(),
+        }
+    }
+}
+
+/// One person's JSON (index set by the caller once people are ordered).
+fn holistic_person(
+    seed: &'static str,
+    person: PersonLandmarks,
+    width: u32,
+    height: u32,
+) -> HolisticPerson {
+    let mut parts = Parts {
+        pose: part(person.pose.score, person.pose.roi),
+        ..Parts::default()
+    };
+    let score = person.pose.score;
+    let pose = person.pose.landmarks;
+    let (mut left_hand, mut right_hand, mut face) = (Vec::new(), Vec::new(), Vec::new());
+    if let Some(hand) = person.left_hand {
+        parts.left_hand = part(hand.score, hand.roi);
+        left_hand = hand.landmarks;
+    }
+    if let Some(hand) = person.right_hand {
+        parts.right_hand = part(hand.score, hand.roi);
+        right_hand = hand.landmarks;
+    }
+    if let Some(mesh) = person.face {
+        parts.face = part(mesh.score, mesh.roi);
+        face = mesh.landmarks;
+    }
+    // The box of what the models place on the person: pose points they call present (a
+    // person cut by the frame has the rest guessed outside it), hands and face.
+    let points = pose
+        .iter()
+        .filter(|lm| lm.presence.unwrap_or(1.0) >= 0.5)
+        .chain(left_hand.iter())
+        .chain(right_hand.iter())
+        .chain(face.iter())
+        .map(Landmark::xy);
+    let bbox = PixelBox::around(points, width, height).unwrap_or_default();
+    HolisticPerson {
+        index: 0,
+        bbox,
+        score,
+        seed,
+        landmarks: BodyLandmarks {
+            landmark_count: pose.len() + left_hand.len() + right_hand.len() + face.len(),
+            pose,
+            left_hand,
+            right_hand,
+            face,
+            parts,
+        },
     }
 }
 
@@ -315,9 +436,17 @@ const RIGHT: [u8; 3] = [0, 200, 255];
 const CENTRE: [u8; 3] = [255, 255, 255];
 const FACE: [u8; 3] = [180, 255, 120];
 
-/// Draws the result over `image`: skeleton, hands, face contours.
+/// Draws the result over `image`: every person's skeleton, hands and face contours.
 pub fn draw_holistic(image: &RgbImage, r: &HolisticResult) -> Result<RgbImage> {
     let mut canvas = Canvas::from_rgb(image)?;
+    for person in &r.people {
+        draw_person(&mut canvas, person);
+    }
+    Ok(canvas.into_rgb())
+}
+
+fn draw_person(canvas: &mut Canvas, person: &HolisticPerson) {
+    let r = &person.landmarks;
     let unit = canvas.unit;
     if !r.face.is_empty() {
         let contours: Vec<(Vec<(f32, f32)>, bool)> = FACE_CONTOURS
@@ -370,5 +499,4 @@ pub fn draw_holistic(image: &RgbImage, r: &HolisticResult) -> Result<RgbImage> {
         let points: Vec<(f32, f32)> = hand.iter().map(Landmark::xy).collect();
         canvas.dots(&points, CENTRE, unit * 0.9);
     }
-    Ok(canvas.into_rgb())
 }

@@ -12,6 +12,7 @@ mod hands;
 mod holistic;
 mod landmarks;
 pub mod parse;
+mod people;
 mod pose;
 mod runners;
 pub mod topology;
@@ -24,11 +25,12 @@ pub use face_mesh::{FaceMesh, FaceMesher};
 pub use faces::{DetectOptions, Face, FaceBox, FaceDetector, Point};
 pub use hands::{HAND_LANDMARK_NAMES, Hand, HandTracker, Side};
 pub use holistic::{
-    Holistic, HolisticOptions, HolisticResult, PartInfo, Parts, PersonBox, PersonLandmarks,
-    draw_holistic,
+    BodyLandmarks, Holistic, HolisticOptions, HolisticPerson, HolisticResult, PartInfo, Parts,
+    PersonBox, PersonLandmarks, draw_holistic,
 };
 pub use landmarks::{Landmark, Roi};
 pub use parse::{ParseOptions, ParseResult, Parsed, Parser, ParserChoice};
+pub use people::{People, Person, PixelBox, Seed};
 /// The model runtime, re-exported so callers load models without depending on it directly.
 pub use percept_infer::{self, InferError, Models};
-pub use pose::{CropMask, POSE_LANDMARK_NAMES, PersonDetection, Pose, PoseEstimator};
+pub use pose::{CropMask, POSE_LANDMARK_NAMES, PersonDetection, Pose, PoseEstimator, PoseModel};

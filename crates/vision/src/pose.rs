@@ -134,6 +134,19 @@ impl LandmarkHead {
     }
 }
 
+/// Which pose landmark model runs (MediaPipe's `model_complexity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PoseModel {
+    /// BlazePose GHUM lite (`model_complexity = 0`): under half the full model's size, ~25 %
+    /// less time (BENCHMARKS.md, "Model engines").
+    Lite,
+    /// BlazePose GHUM full (`model_complexity = 1`), without its mask head.
+    #[default]
+    Full,
+    /// The full model with the person mask (the pose-guided parser's masks).
+    FullWithMask,
+}
+
 /// The pose detector and landmark model, with the rule joining them.
 #[derive(Debug, Clone)]
 pub struct PoseEstimator {
@@ -142,6 +155,8 @@ pub struct PoseEstimator {
     landmarks: LandmarkHead,
     /// The full model, for callers that want the person mask (the parser).
     masked: Option<LandmarkHead>,
+    /// The lite model, when loaded.
+    lite: Option<LandmarkHead>,
     roi_rule: RoiSpec,
 }
 
@@ -149,9 +164,10 @@ impl PoseEstimator {
     /// The models holistic tracking needs loaded: the detector and the landmark model cut to
     /// its landmark outputs (half the full model's time).
     pub const MODELS: [&'static str; 2] = ["pose_detection", "pose_landmark_full_no_mask"];
-    /// The landmark model with the person mask; [`PoseEstimator::landmarks`] with a mask needs
-    /// it loaded.
+    /// The landmark model with the person mask; [`PoseModel::FullWithMask`] needs it loaded.
     pub const MASK_MODEL: &'static str = "pose_landmark_full";
+    /// The lite landmark model without its mask head; [`PoseModel::Lite`] needs it loaded.
+    pub const LITE_MODEL: &'static str = "pose_landmark_lite_no_mask";
 
     /// Builds it on loaded models: the detector and either landmark model (both when masks and
     /// speed are both wanted).
@@ -175,10 +191,15 @@ impl PoseEstimator {
             (Err(_), Some(full)) => full.clone(),
             (Err(e), None) => return Err(e.into()),
         };
+        let lite = match models.get(Self::LITE_MODEL) {
+            Ok(_) => Some(LandmarkHead::new(models, Self::LITE_MODEL)?),
+            Err(_) => None,
+        };
         Ok(Self {
             detector,
             landmarks,
             masked,
+            lite,
             roi_rule,
         })
     }
@@ -220,20 +241,24 @@ impl PoseEstimator {
         roi_from_points(&person.keypoints, &self.roi_rule)
     }
 
-    /// 33 landmarks in `roi`; `None` when the model says no person is there.
+    /// 33 landmarks in `roi` by `model` (a mask only with [`PoseModel::FullWithMask`]);
+    /// `None` when the model says no person is there.
     pub fn landmarks(
         &self,
         image: &RgbImage,
         roi: &RotatedRect,
-        with_mask: bool,
+        model: PoseModel,
     ) -> Result<Option<Pose>> {
-        let head = if with_mask {
-            self.masked.as_ref().ok_or_else(|| {
-                VisionError::Output(format!("a person mask needs {} loaded", Self::MASK_MODEL))
-            })?
-        } else {
-            &self.landmarks
+        let needs = |name: &str| VisionError::Output(format!("{model:?} needs {name} loaded"));
+        let head = match model {
+            PoseModel::FullWithMask => self
+                .masked
+                .as_ref()
+                .ok_or_else(|| needs(Self::MASK_MODEL))?,
+            PoseModel::Full => &self.landmarks,
+            PoseModel::Lite => self.lite.as_ref().ok_or_else(|| needs(Self::LITE_MODEL))?,
         };
+        let with_mask = model == PoseModel::FullWithMask;
         let mut lm = head.model.run(image, roi)?;
         let score = lm.flag.unwrap_or(1.0);
         if !head.model.present(&lm) {

@@ -118,8 +118,8 @@ fn learned_parser_holds_its_accuracy_on_the_held_out_split() {
     );
     // Every photo shows one person (the dataset labels only the main subject).
     assert!(one_person * 100 >= photos * 95, "{one_person} of {photos}");
-    assert!(miou >= 0.63, "coarse mIoU {miou:.3} < 0.63");
+    assert!(miou >= 0.67, "coarse mIoU {miou:.3} < 0.67");
     for (g, iou) in ious.iter().enumerate() {
-        assert!(*iou >= 0.42, "{}: IoU {iou:.3}", GROUPS[g]);
+        assert!(*iou >= 0.48, "{}: IoU {iou:.3}", GROUPS[g]);
     }
 }

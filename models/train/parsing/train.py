@@ -66,6 +66,10 @@ def load(data: Path, ccp: Path, ids: list[int]):
     return photos, labels, rois
 
 
+# Rotation jitter in degrees (train.py --rotate sets it; 20 for the first two stages).
+ROTATE = 20.0
+
+
 def crop_grid(roi, shape, jitter: bool, rng: random.Random) -> torch.Tensor:
     """grid_sample grid (1, CROP_H, CROP_W, 2) for the rotated ROI (the pose ROI's side tall,
     CROP_W / CROP_H of it wide), in normalised coordinates. Pixel centres at i + 0.5, as
@@ -75,7 +79,7 @@ def crop_grid(roi, shape, jitter: bool, rng: random.Random) -> torch.Tensor:
         size *= math.exp(rng.uniform(-0.15, 0.2))
         cx += rng.uniform(-0.08, 0.08) * size
         cy += rng.uniform(-0.08, 0.08) * size
-        rot += math.radians(rng.uniform(-20, 20))
+        rot += math.radians(rng.uniform(-ROTATE, ROTATE))
     h, w = shape
     tv = (torch.arange(CROP_H, dtype=torch.float32) + 0.5) / CROP_H - 0.5
     tu = ((torch.arange(CROP_W, dtype=torch.float32) + 0.5) / CROP_W - 0.5) * (CROP_W / CROP_H)
@@ -86,12 +90,41 @@ def crop_grid(roi, shape, jitter: bool, rng: random.Random) -> torch.Tensor:
     return torch.stack([2 * x / w - 1, 2 * y / h - 1], dim=-1)[None]
 
 
-def sample(photo, label, roi, jitter, rng):
-    grid = crop_grid(roi, label.shape, jitter, rng)
+def warp(photo, label, grid):
     img = photo.permute(2, 0, 1)[None].float() / 255.0
     img = F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
     lab = F.grid_sample(label[None, None].float(), grid, mode="nearest", padding_mode="zeros",
                         align_corners=False)[0, 0].long()
+    return img, lab
+
+
+def add_neighbour(img, lab, neighbour, rng):
+    """Pastes another training person beside the crop's own, as in a group photo: shifted
+    sideways by 35-70 % of the crop's width (never onto the same spot: the crop's person stays
+    the one in the middle), scaled 0.75-1.1, behind the crop's person three times in four, in
+    front otherwise. The neighbour keeps its own labels: at inference a crop's neighbour is
+    labelled too and percept gives each pixel to the nearer skeleton."""
+    photo, label, (cx, cy, size, rot) = neighbour
+    size *= math.exp(rng.uniform(-0.1, 0.3))  # a larger ROI shows the neighbour smaller
+    side = 1 if rng.random() < 0.5 else -1
+    # Two draws, one per axis (the shipped weights were trained so): for an upright ROI the
+    # sine is ~0 and the shift is sideways; a tilted one is shifted slightly off its own axis.
+    cx -= side * rng.uniform(0.35, 0.7) * (CROP_W / CROP_H) * size * math.cos(rot)
+    cy -= side * rng.uniform(0.35, 0.7) * (CROP_W / CROP_H) * size * math.sin(rot)
+    cy += rng.uniform(-0.08, 0.08) * size
+    n_img, n_lab = warp(photo, label, crop_grid((cx, cy, size, rot), label.shape, False, rng))
+    there = n_lab > 0
+    if rng.random() < 0.75:
+        there &= lab == 0
+    img = torch.where(there[None], n_img, img)
+    lab = torch.where(there, n_lab, lab)
+    return img, lab
+
+
+def sample(photo, label, roi, jitter, rng, neighbour=None):
+    img, lab = warp(photo, label, crop_grid(roi, label.shape, jitter, rng))
+    if neighbour is not None:
+        img, lab = add_neighbour(img, lab, neighbour, rng)
     if jitter:
         if rng.random() < 0.5:
             img = img.flip(-1)
@@ -159,7 +192,13 @@ def main() -> None:
                     help="with --resume: this many epochs with the learning rate falling "
                          "linearly from --lr-start x the base rates to 0")
     ap.add_argument("--lr-start", type=float, default=0.5)
+    ap.add_argument("--rotate", type=float, default=20.0,
+                    help="rotation jitter of the crops, in degrees either way")
+    ap.add_argument("--neighbours", type=float, default=0.0,
+                    help="share of crops given a second training person beside their own")
     args = ap.parse_args()
+    global ROTATE
+    ROTATE = args.rotate
 
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -197,7 +236,13 @@ def main() -> None:
         running, n = 0.0, 0
         for k in range(0, len(order), args.batch):
             idx = order[k:k + args.batch]
-            batch = [sample(photos[i], labels[i], rois[i], True, rng) for i in idx]
+            batch = []
+            for i in idx:
+                neighbour = None
+                if args.neighbours and rng.random() < args.neighbours:
+                    j = rng.randrange(len(photos))
+                    neighbour = (photos[j], labels[j], rois[j])
+                batch.append(sample(photos[i], labels[i], rois[i], True, rng, neighbour))
             x = torch.stack([b[0] for b in batch])
             y = torch.stack([b[1] for b in batch])
             if args.anneal:

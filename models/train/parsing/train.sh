@@ -22,10 +22,17 @@ cd "$here"
 start=$(date +%s)
 "$venv/bin/python" prepare.py --ccp "$ccp"
 # The shipped weights: 8 epochs of a 16-epoch cosine schedule (the learning rate is then at half
-# its peak), then 3 epochs falling linearly from there to 0, starting from those weights.
+# its peak), then 3 epochs falling linearly from there to 0, starting from those weights, ...
 "$venv/bin/python" train.py --ccp "$ccp" --epochs 16 --stop-after 8
 cp "$repo/target/parsing-train/last.pt" "$repo/target/parsing-train/stage1.pt"
 "$venv/bin/python" train.py --ccp "$ccp" --resume "$repo/target/parsing-train/stage1.pt" --anneal 3 --lr-start 0.5
+# Then twice 8 epochs from half the peak rate to 0 with a second person pasted beside half the
+# crops (group photos: CCP shows one person) and rotations of up to 30 degrees.
+for stage in 2 3; do
+  cp "$repo/target/parsing-train/last.pt" "$repo/target/parsing-train/stage$stage.pt"
+  "$venv/bin/python" train.py --ccp "$ccp" --resume "$repo/target/parsing-train/stage$stage.pt" \
+    --anneal 8 --lr-start 0.5 --rotate 30 --neighbours 0.5
+done
 "$venv/bin/python" export.py --ccp "$ccp"
 sha256sum "$repo/models/lip_parser.onnx"
 "$venv/bin/python" evaluate.py --ccp "$ccp"

@@ -258,8 +258,33 @@ pub struct PersonBox {
     pub score: f32,
 }
 
-/// The JSON of `POST /v1/holistic`: the 543 landmarks of the most prominent person (a
-/// missing part is an empty list).
+/// One tracked person: up to 543 landmarks (a missing part is an empty list).
+#[derive(ToSchema)]
+pub struct HolisticPerson {
+    /// Position in `people` (0 = the most prominent, the one the top-level fields repeat).
+    pub index: u32,
+    /// Box of the person's landmarks, clipped to the photo.
+    pub bbox: PixelBox,
+    /// The pose model's person-presence probability.
+    pub score: f32,
+    /// How the person was found.
+    pub seed: PersonSeed,
+    /// 33 pose landmarks.
+    pub pose: Vec<Landmark>,
+    /// 21 landmarks of the person's left hand, or none.
+    pub left_hand: Vec<Landmark>,
+    /// 21 landmarks of the person's right hand, or none.
+    pub right_hand: Vec<Landmark>,
+    /// 468 face-mesh landmarks, or none.
+    pub face: Vec<Landmark>,
+    /// How many landmarks this person has (543 when everything was found).
+    pub landmark_count: u32,
+    /// Per part: found, score, ROI.
+    pub parts: Parts,
+}
+
+/// The JSON of `POST /v1/holistic`: every person's landmarks in `people`; the top-level
+/// landmark fields repeat the most prominent person's (a missing part is an empty list).
 #[derive(ToSchema)]
 pub struct HolisticResult {
     /// Photo width.
@@ -278,8 +303,12 @@ pub struct HolisticResult {
     pub landmark_count: u32,
     /// Per part: found, score, ROI.
     pub parts: Parts,
-    /// The pose detector's box of the person; null when nobody was found.
+    /// The most prominent person's pose-detector box; null when nobody was found.
     pub person: Option<PersonBox>,
+    /// How many people were tracked.
+    pub person_count: u32,
+    /// Every person tracked, most prominent (largest) first.
+    pub people: Vec<HolisticPerson>,
     /// The photo with the landmarks drawn, base64 in `image_format`; absent with `draw=false`.
     #[schema(required = false)]
     pub image: String,

@@ -36,21 +36,17 @@ pub fn default_registry() -> TaskRegistry {
 }
 
 /// The models the model tasks need, by manifest name.
-pub const MODEL_NAMES: &[&str] = &[
-    percept_vision::FaceDetector::MODEL,
-    percept_vision::Holistic::MODELS[0],
-    percept_vision::Holistic::MODELS[1],
-    percept_vision::Holistic::MODELS[2],
-    percept_vision::Holistic::MODELS[3],
-    percept_vision::Holistic::MODELS[4],
-    percept_vision::Holistic::MODELS[5],
-    // The pose landmark model with its mask head: the parser's person masks.
-    percept_vision::PoseEstimator::MASK_MODEL,
-    // BlazeFace full range: the parser's face seeds and anonymize's `fast` detector.
-    percept_vision::FastFaceDetector::MODEL,
-    // The trained per-person parsing network (the default parser).
-    percept_vision::Parser::NETWORK_MODEL,
-];
+pub fn model_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for task in MODEL_TASKS {
+        for name in models_of_task(task).unwrap_or_default() {
+            if !names.contains(name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
 
 /// The tasks that need models, by route name.
 pub const MODEL_TASKS: &[&str] = &["anonymize", "holistic", "parse"];
@@ -72,7 +68,7 @@ pub fn models_of_task(task: &str) -> Option<&'static [&'static str]> {
 }
 
 /// Every task: the model-free ones plus those built on `models` (loaded with
-/// [`MODEL_NAMES`]).
+/// [`model_names`]).
 pub fn registry_with_models(
     models: &percept_vision::Models,
 ) -> Result<TaskRegistry, percept_vision::VisionError> {
@@ -187,17 +183,27 @@ mod tests {
 
     #[test]
     fn every_model_task_names_its_models_and_the_server_loads_them_all() {
-        let mut union = std::collections::BTreeSet::new();
+        let manifest = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../models/manifest.toml"
+        ))
+        .expect("models/manifest.toml");
+        let served = model_names();
         for task in MODEL_TASKS {
             let names = models_of_task(task).expect("a model task names its models");
             assert!(!names.is_empty());
-            union.extend(names.iter().copied());
+            for name in names {
+                assert!(served.contains(name), "{task}: {name} not served");
+                let declared = ["[[model]]", "[[variant]]"]
+                    .iter()
+                    .any(|table| manifest.contains(&format!("{table}\nname = \"{name}\"")));
+                assert!(declared, "{task}: {name} not in the manifest");
+            }
         }
-        let served: std::collections::BTreeSet<&str> = MODEL_NAMES.iter().copied().collect();
-        assert_eq!(
-            union, served,
-            "the server loads exactly what the tasks need"
-        );
+        let mut unique = served.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), served.len(), "each model loaded once");
         assert_eq!(models_of_task("inspect"), None);
         assert_eq!(models_of_task("art/oil"), None);
     }

@@ -88,15 +88,9 @@ impl Task for Parse {
             .unwrap_or(defaults.parser);
         let parse_options = ParseOptions {
             parser,
-            max_persons: match options.take_f64("max_persons", 1.0..=20.0)? {
-                Some(v) if v.fract() != 0.0 => {
-                    return Err(ApiError::bad_option(format!(
-                        "max_persons must be a whole number, got {v}"
-                    )));
-                }
-                Some(v) => v as usize,
-                None => defaults.max_persons,
-            },
+            max_persons: options
+                .take_count("max_persons", 1..=20)?
+                .unwrap_or(defaults.max_persons),
             min_score: options
                 .take_f64("min_score", 0.05..=1.0)?
                 .map_or(defaults.min_score, |v| v as f32),

@@ -109,7 +109,7 @@ pub fn model_registry() -> TaskRegistry {
     static MODELS: std::sync::OnceLock<percept_vision::Models> = std::sync::OnceLock::new();
     let models = MODELS.get_or_init(|| {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models");
-        percept_vision::Models::load(dir, percept_server::tasks::MODEL_NAMES).unwrap()
+        percept_vision::Models::load(dir, &percept_server::tasks::model_names()).unwrap()
     });
     percept_server::tasks::registry_with_models(models).unwrap()
 }

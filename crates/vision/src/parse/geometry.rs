@@ -1,5 +1,7 @@
 //! Distances to skeleton segments and polygon tests for the pose-guided parser.
 
+use crate::people::PixelBox;
+
 /// Distance from `p` to the segment `a`–`b`, and the position along it (0 at `a`, 1 at `b`,
 /// outside [0, 1] beyond the ends).
 pub(crate) fn segment_distance(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> (f32, f32) {
@@ -53,17 +55,9 @@ pub(crate) fn covered_box(
     (w, h): (u32, u32),
 ) -> (u32, u32, u32, u32) {
     let corners = [(0.0, 0.0), (cw, 0.0), (0.0, ch), (cw, ch)].map(|(u, v)| to_image.apply(u, v));
-    let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
-    for (x, y) in corners {
-        (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
-    }
-    let clip = |v: f32, max: u32| v.clamp(0.0, max as f32) as u32;
-    (
-        clip(x0, w),
-        clip(y0, h),
-        clip(x1.ceil(), w),
-        clip(y1.ceil(), h),
-    )
+    // A crop wholly outside the photo covers nothing: an empty box, every loop over it empty.
+    let b = PixelBox::around(corners, w, h).unwrap_or_default();
+    (b.x, b.y, b.x + b.width, b.y + b.height)
 }
 
 #[cfg(test)]

@@ -14,14 +14,15 @@ mod learned;
 mod network;
 
 use image::{GrayImage, Luma, Rgb, RgbImage, imageops};
-use percept_infer::{Affine, Models, RotatedRect};
+use percept_infer::{Affine, Models};
 use rayon::prelude::*;
 use serde::Serialize;
 
+pub use crate::people::PixelBox;
+use crate::people::head_size;
 use crate::topology::FACE_OVAL;
 use crate::{
-    CropMask, FastFaceDetector, Holistic, HolisticOptions, Landmark, PersonLandmarks, Pose, Result,
-    VisionError,
+    CropMask, Holistic, HolisticOptions, Landmark, PersonLandmarks, PoseModel, Result, VisionError,
 };
 use colour::{LabImage, SkinModel};
 use geometry::{covered_box, inside_polygon, polygon_distance, segment_distance};
@@ -108,19 +109,6 @@ impl ParseOptions {
     }
 }
 
-/// A box in image pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct PixelBox {
-    /// Left edge.
-    pub x: u32,
-    /// Top edge.
-    pub y: u32,
-    /// Width.
-    pub width: u32,
-    /// Height.
-    pub height: u32,
-}
-
 /// One parsed person.
 #[derive(Debug, Clone, Serialize)]
 pub struct ParsedPerson {
@@ -184,11 +172,8 @@ pub struct Parsed {
 /// The parser on loaded models. Cheap to clone; share it in an `Arc`.
 #[derive(Debug, Clone)]
 pub struct Parser {
+    /// The people stage and the per-person landmark models.
     holistic: Holistic,
-    /// BlazeFace full-range on the whole photo: people seeds only need faces of ≥ ~12 px, and
-    /// at 192² it runs 13× (tract) to 21× (ONNX Runtime) faster than CenterFace at 640²
-    /// (BENCHMARKS.md, "Model engines").
-    faces: FastFaceDetector,
     /// The learned-model slot, when the manifest declares a whole-photo parsing network.
     learned: Option<LearnedParser>,
     /// The per-person parsing network, when loaded.
@@ -205,12 +190,6 @@ enum Labeller<'a> {
     Rules,
 }
 
-/// Someone found, before labelling.
-struct Candidate {
-    pose: Pose,
-    seed: &'static str,
-}
-
 impl Parser {
     /// The shipped per-person parsing network.
     pub const NETWORK_MODEL: &'static str = "lip_parser";
@@ -222,11 +201,12 @@ impl Parser {
         Holistic::MODELS[1],
         // The landmark model with the person mask: the pose-guided parser's masks.
         crate::PoseEstimator::MASK_MODEL,
+        // The people stage's face detector.
         Holistic::MODELS[2],
         Holistic::MODELS[3],
         Holistic::MODELS[4],
         Holistic::MODELS[5],
-        FastFaceDetector::MODEL,
+        Holistic::MODELS[6],
         Self::NETWORK_MODEL,
     ];
 
@@ -241,7 +221,6 @@ impl Parser {
         }
         Ok(Self {
             holistic: Holistic::new(models)?,
-            faces: FastFaceDetector::new(models)?,
             learned: LearnedParser::find(models)?,
             network,
         })
@@ -290,10 +269,19 @@ impl Parser {
             _ => None,
         };
         // The network draws each person itself: the pose model's mask head is not needed.
-        let candidates = self.find_people(work, options, network.is_none())?;
+        let candidates = self.holistic.people().find(
+            work,
+            options.min_score,
+            options.max_persons,
+            if network.is_none() {
+                PoseModel::FullWithMask
+            } else {
+                PoseModel::Full
+            },
+        )?;
         let t1 = t0.elapsed();
         let scores: Vec<f32> = candidates.iter().map(|c| c.pose.score).collect();
-        let seeds: Vec<&'static str> = candidates.iter().map(|c| c.seed).collect();
+        let seeds: Vec<&'static str> = candidates.iter().map(|c| c.seed.name()).collect();
         let (labels, evidence, owner) = match network {
             Some(net) => {
                 let crops: Vec<CropParse> = candidates
@@ -352,173 +340,6 @@ impl Parser {
         result.parser = self.resolve(options.parser);
         Ok(Parsed { result, labels })
     }
-
-    /// Everyone the pose detector finds on the whole photo, plus people found in crops around
-    /// faces it missed (on group photos it finds about one person in three); with their person
-    /// masks when `masks`.
-    fn find_people(
-        &self,
-        image: &RgbImage,
-        options: &ParseOptions,
-        masks: bool,
-    ) -> Result<Vec<Candidate>> {
-        let pose = self.holistic.pose_estimator();
-        let mut found: Vec<Candidate> = Vec::new();
-        for det in pose.detect(image, options.min_score)? {
-            let Some(roi) = pose.roi(&det) else { continue };
-            if let Some(p) = pose.landmarks(image, &roi, masks)? {
-                found.push(Candidate {
-                    pose: p,
-                    seed: "pose",
-                });
-            }
-        }
-        let faces: Vec<percept_infer::BBox> = self
-            .faces
-            .detections(image, options.min_score.max(0.5))?
-            .into_iter()
-            .map(|d| d.bbox)
-            .collect();
-        for (i, b) in faces.iter().enumerate() {
-            let size = b.width.max(b.height);
-            let centre = (b.x + b.width / 2.0, b.y + b.height / 2.0);
-            let explained = found.iter().any(|c| {
-                let nose = c.pose.landmarks[0];
-                (nose.x - centre.0).hypot(nose.y - centre.1) < 0.8 * size
-            });
-            if explained || size < 12.0 {
-                continue;
-            }
-            // The pose detector anchors on heads: around this face it would lock onto a
-            // neighbour whose body it sees better, so the other faces are greyed out first.
-            let image = &hide_faces(image, &faces, i);
-            // A person stands or sits below their face: squares of ~7 face heights around
-            // the body, then a tighter one for people cut by the frame or by their neighbours.
-            // The face already says someone is there, so the detector's bar is lower.
-            'regions: for (side, below) in [(7.0, 2.5), (4.5, 1.5), (10.0, 3.5)] {
-                let region = RotatedRect {
-                    cx: centre.0,
-                    cy: centre.1 + below * size,
-                    width: side * size,
-                    height: side * size,
-                    rotation: 0.0,
-                };
-                let rois: Vec<RotatedRect> = pose
-                    .detect_in(image, &region, 0.5 * options.min_score)?
-                    .iter()
-                    .filter_map(|det| pose.roi(det))
-                    .collect();
-                for roi in rois {
-                    let Some(p) = pose.landmarks(image, &roi, masks)? else {
-                        continue;
-                    };
-                    let nose = p.landmarks[0];
-                    if (nose.x - centre.0).hypot(nose.y - centre.1) < 0.8 * size {
-                        found.push(Candidate {
-                            pose: p,
-                            seed: "face",
-                        });
-                        break 'regions;
-                    }
-                }
-                if side > 9.0 {
-                    // Last resort when the detector sees nobody around the face (a crowd
-                    // hides the body's outline): the landmark model on the ROI a standing
-                    // person with this face would have (hips ~3 face heights below it).
-                    let roi = RotatedRect {
-                        cx: centre.0,
-                        cy: centre.1 + 3.0 * size,
-                        width: 9.0 * size,
-                        height: 9.0 * size,
-                        rotation: 0.0,
-                    };
-                    if let Some(p) = pose.landmarks(image, &roi, masks)? {
-                        let nose = p.landmarks[0];
-                        if (nose.x - centre.0).hypot(nose.y - centre.1) < 0.8 * size {
-                            found.push(Candidate {
-                                pose: p,
-                                seed: "face",
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        // The same person found twice (two detections, or a face crop) keeps the surer pose;
-        // a face belongs to one person; a pose whose nose sits next to someone else's face
-        // but on none is a ghost stitched from two people.
-        found.sort_by(|a, b| b.pose.score.total_cmp(&a.pose.score));
-        let face_of = |c: &Candidate, reach: f32| -> Option<usize> {
-            let n = c.pose.landmarks[0];
-            faces
-                .iter()
-                .enumerate()
-                .map(|(i, f)| {
-                    let size = f.width.max(f.height);
-                    let (cx, cy) = (f.x + f.width / 2.0, f.y + f.height / 2.0);
-                    (i, (n.x - cx).hypot(n.y - cy) / size)
-                })
-                .filter(|&(_, d)| d < reach)
-                .min_by(|a, b| a.1.total_cmp(&b.1))
-                .map(|(i, _)| i)
-        };
-        let mut kept: Vec<Candidate> = Vec::new();
-        let mut claimed: Vec<usize> = Vec::new();
-        for c in found {
-            let n = c.pose.landmarks[0];
-            let dup = kept.iter().any(|k| {
-                let m = k.pose.landmarks[0];
-                (n.x - m.x).hypot(n.y - m.y) < 0.5 * head_size(&k.pose.landmarks)
-            });
-            let own = face_of(&c, 0.8);
-            let taken = match own {
-                Some(f) => claimed.contains(&f),
-                None => face_of(&c, 1.5).is_some_and(|f| claimed.contains(&f)),
-            };
-            // CenterFace finds faces the pose calls clearly visible: a visible nose with no
-            // face under it belongs to a pose stitched from several people's parts.
-            let ghost = own.is_none()
-                && !faces.is_empty()
-                && n.visibility.unwrap_or(0.0) > 0.8
-                && n.presence.unwrap_or(0.0) > 0.8;
-            if dup || taken || ghost || kept.len() >= options.max_persons {
-                continue;
-            }
-            if let Some(f) = own {
-                claimed.push(f);
-            }
-            kept.push(c);
-        }
-        Ok(kept)
-    }
-}
-
-/// A copy of `image` with every face but `keep` painted mid-grey (boxes grown by a quarter).
-fn hide_faces(image: &RgbImage, faces: &[percept_infer::BBox], keep: usize) -> RgbImage {
-    let mut out = image.clone();
-    let (w, h) = image.dimensions();
-    for (i, f) in faces.iter().enumerate() {
-        if i == keep {
-            continue;
-        }
-        let (gx, gy) = (0.125 * f.width, 0.125 * f.height);
-        let clip = |v: f32, max: u32| v.clamp(0.0, max as f32) as u32;
-        let (x0, x1) = (clip(f.x - gx, w), clip(f.x + f.width + gx, w));
-        let (y0, y1) = (clip(f.y - gy, h), clip(f.y + f.height + gy, h));
-        for y in y0..y1 {
-            for x in x0..x1 {
-                out.put_pixel(x, y, image::Rgb([128, 128, 128]));
-            }
-        }
-    }
-    out
-}
-
-/// A head size from the pose: ear to ear, or a multiple of the eye distance when an ear is
-/// hidden.
-fn head_size(lms: &[Landmark]) -> f32 {
-    let d = |a: usize, b: usize| (lms[a].x - lms[b].x).hypot(lms[a].y - lms[b].y);
-    d(7, 8).max(2.2 * d(2, 5)).max(4.0)
 }
 
 /// Which body part a skeleton segment stands for.
