@@ -17,7 +17,10 @@ refs   Run Holistic on each photo and write the landmarks percept's tests compar
        pose_landmark_lite.tflite on first use, so offline copy it from the npm package
        @mediapipe/holistic 0.5.1675471629, the file models/manifest.toml names, sha256
        f17bfbec…, into the venv's mediapipe/modules/pose_landmark/),
-       refine_face_landmarks=False, enable_segmentation=False), other options at their
+       refine_face_landmarks=False (--refine-face-landmarks: 478 face points, the irises
+       from MediaPipe's attention mesh; written to holistic_mediapipe_refined.json),
+       enable_segmentation=False (--masks DIR: on, and each photo's person mask saved as
+       DIR/<stem>.png, grey = round(255 * p)), other options at their
        defaults (min_detection_confidence=0.5, min_tracking_confidence=0.5). Photos are
        decoded with Pillow, EXIF-transposed, converted to RGB. One fresh Holistic per photo.
        Output: {"photos": {"<file name>": {"width", "height", "pose": [[x, y, visibility]
@@ -107,10 +110,19 @@ def cmd_refs(args):
         with hol.Holistic(
             static_image_mode=True,
             model_complexity=args.model_complexity,
-            refine_face_landmarks=False,
-            enable_segmentation=False,
+            refine_face_landmarks=args.refine_face_landmarks,
+            enable_segmentation=args.masks is not None,
         ) as model:
             res = model.process(rgb)
+        if args.masks is not None and res.segmentation_mask is not None:
+            # The person mask as MediaPipe returns it (float in [0, 1], image size), written as
+            # an 8-bit grey PNG (value = round(255 * p)).
+            import numpy as np
+            from PIL import Image
+
+            args.masks.mkdir(parents=True, exist_ok=True)
+            grey = np.clip(np.rint(res.segmentation_mask * 255.0), 0, 255).astype(np.uint8)
+            Image.fromarray(grey, "L").save(args.masks / (path.stem + ".png"), optimize=True)
         rec = {
             "width": w,
             "height": h,
@@ -141,6 +153,8 @@ def cmd_refs(args):
                     )
     generator = "bench/peers/mediapipe_holistic.py refs" + (
         f" --model-complexity {args.model_complexity}" if args.model_complexity != 1 else ""
+    ) + (" --refine-face-landmarks" if args.refine_face_landmarks else "") + (
+        f" --masks {args.masks}" if args.masks is not None else ""
     ) + " --out " + str(args.out) + " " + " ".join(
         str(p) for p in args.photos
     )
@@ -149,8 +163,8 @@ def cmd_refs(args):
         "mediapipe": MP_VERSION,
         "model_complexity": args.model_complexity,
         "settings": f"Holistic(static_image_mode=True, model_complexity={args.model_complexity}, "
-        "refine_face_landmarks=False, "
-        "enable_segmentation=False); Pillow decode, EXIF transpose, RGB",
+        f"refine_face_landmarks={args.refine_face_landmarks}, "
+        f"enable_segmentation={args.masks is not None}); Pillow decode, EXIF transpose, RGB",
         "coordinates": "x, y normalised to image width/height as MediaPipe returns them; pose rows are "
         "[x, y, visibility]; left_hand is the person's left hand",
         "photos": photos,
@@ -342,6 +356,10 @@ def main():
     r.add_argument("--out", required=True, type=pathlib.Path)
     r.add_argument("--model-complexity", type=int, choices=(0, 1), default=1,
                    help="0 = BlazePose lite, 1 = full (the default, as percept's default)")
+    r.add_argument("--refine-face-landmarks", action="store_true",
+                   help="478 face points (468 + both irises, from the attention mesh)")
+    r.add_argument("--masks", type=pathlib.Path,
+                   help="enable_segmentation and write each photo's person mask as <stem>.png here")
     r.add_argument("photos", nargs="+", type=pathlib.Path)
     for name in ("bench", "_child"):
         b = sub.add_parser(name)

@@ -33,7 +33,7 @@ pub(crate) struct BenchArgs {
     models: Vec<String>,
     /// Time this task end to end (decode → task → JPEG encode) on --images instead of models.
     #[arg(long, requires = "images")]
-    task: Option<String>,
+    pub(crate) task: Option<String>,
     /// Comma-separated photos for --task, each read into memory before timing.
     #[arg(long, value_delimiter = ',')]
     pub(crate) images: Vec<PathBuf>,
@@ -132,9 +132,6 @@ fn time_model(
 pub(crate) fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     if args.runs == 0 {
         anyhow::bail!("--runs must be at least 1");
-    }
-    if let Some(task) = &args.task {
-        return crate::bench_task::bench_task(args, task);
     }
     let config = Config {
         models_dir: args.models_dir.clone(),

@@ -77,6 +77,9 @@ fn time_photo(
 }
 
 pub(crate) fn bench_task(args: &BenchArgs, name: &str) -> anyhow::Result<()> {
+    if args.runs == 0 {
+        anyhow::bail!("--runs must be at least 1");
+    }
     if args.images.is_empty() {
         anyhow::bail!("--task needs --images");
     }

@@ -14,6 +14,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
+use crate::records::{Record, Sample};
+
 /// `percept load --url … --task … --images <dir> --concurrency N --duration D --out <dir>`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct LoadArgs {
@@ -174,27 +176,6 @@ fn check_loopback(url: &reqwest::Url) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Record {
-    pub(crate) start_s: f64,
-    pub(crate) latency_ms: f64,
-    pub(crate) status: u16,
-    bytes: usize,
-    pub(crate) task: String,
-    image: String,
-    /// Index of the stage it was sent in (0 without --stages).
-    stage: usize,
-}
-
-#[derive(Debug, Clone, Copy, Serialize)]
-pub(crate) struct Sample {
-    pub(crate) t_s: f64,
-    pub(crate) rss_mib: Option<f64>,
-    pub(crate) cpu_percent: Option<f64>,
-    queue_depth: Option<f64>,
-    in_flight: Option<f64>,
 }
 
 struct Photo {

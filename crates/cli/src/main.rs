@@ -6,6 +6,7 @@ mod bench_task;
 mod charts;
 mod load;
 mod models;
+mod records;
 mod run;
 
 use std::io::IsTerminal;
@@ -404,7 +405,10 @@ fn main() -> std::process::ExitCode {
         Some(Command::Batch(args)) => return batch::batch(&args),
         Some(Command::Load(args)) => load::load(&args),
         Some(Command::Models(args)) => models::list(&args),
-        Some(Command::Bench(args)) => bench::bench(&args),
+        Some(Command::Bench(args)) => match &args.task {
+            Some(task) => bench_task::bench_task(&args, task),
+            None => bench::bench(&args),
+        },
         Some(Command::Completions { shell }) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "percept", &mut std::io::stdout());

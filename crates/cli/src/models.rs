@@ -13,8 +13,6 @@ use percept_server::{Config, ModelInfo, TaskRegistry};
 use percept_vision::Models;
 use percept_vision::percept_infer::EngineOptions;
 
-use crate::run::RunError;
-
 /// Loads `names`, plus any parsing network declared in the manifest (the learned-model slot)
 /// when `with_learned_slot`.
 fn load(
@@ -67,7 +65,7 @@ pub(crate) fn load_for_serving(
 }
 
 /// For `run` and `batch`: only the models `task` needs are loaded (none for art and inspect).
-pub(crate) fn registry_for(task: &str, config: &Config) -> Result<TaskRegistry, RunError> {
+pub(crate) fn registry_for(task: &str, config: &Config) -> anyhow::Result<TaskRegistry> {
     let Some(names) = models_of_task(task) else {
         return Ok(default_registry());
     };
@@ -76,10 +74,8 @@ pub(crate) fn registry_for(task: &str, config: &Config) -> Result<TaskRegistry, 
         config,
         names,
         task == "parse",
-    )
-    .map_err(|e| RunError::Io(format!("{e:#}")))?;
-    registry_with_task(task, &models)
-        .map_err(|e| RunError::Io(format!("building the {task} task: {e}")))
+    )?;
+    registry_with_task(task, &models).with_context(|| format!("building the {task} task"))
 }
 
 /// `percept models [--verify]`.

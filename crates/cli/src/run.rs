@@ -56,7 +56,8 @@ impl TaskArgs {
         name: &str,
         config: &Config,
     ) -> Result<(Arc<dyn Task>, Options), RunError> {
-        let registry = crate::models::registry_for(name, config)?;
+        let registry = crate::models::registry_for(name, config)
+            .map_err(|e| RunError::Io(format!("{e:#}")))?;
         self.lookup(&registry, name).map_err(RunError::Api)
     }
 

@@ -782,9 +782,9 @@ fn models_reload_by_http_and_sighup_and_a_bad_model_keeps_the_old_ones() {
     );
     let state = ready(&server);
     assert_eq!(state["reloads"], 1);
-    // Eleven: nine files (the trained parser among them) plus the mask-free variants of the
-    // full and lite pose landmark models.
-    assert_eq!(state["models"], 11, "{state}");
+    // Thirteen: eleven files (the trained parser and holistic's iris model among them)
+    // plus the mask-free variants of the full and lite pose landmark models.
+    assert_eq!(state["models"], 13, "{state}");
 
     // SIGHUP with the bad manifest: refused too, still serving; mended: reloaded.
     let hup = |server: &Server| {

@@ -3,75 +3,20 @@
 //! URL from memory for the result TTL), `POST /predict` (= `/v1/parse`), and
 //! `GET /api/results/{id}.png`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
-use axum::body::{Body, to_bytes};
+use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::jobs::JobBackend;
+use crate::reply::observed;
+use crate::request::accept;
 use crate::{ApiError, AppState};
-
-/// Stored images by id, with the time they were stored.
-type Entries = HashMap<String, (Instant, bytes::Bytes)>;
-
-/// Result images held in memory for the result TTL, oldest dropped past a byte budget.
-#[derive(Debug)]
-pub(crate) struct ImageStore {
-    ttl: Duration,
-    max_bytes: usize,
-    entries: Mutex<Entries>,
-}
-
-impl ImageStore {
-    pub(crate) fn new(ttl: Duration, max_bytes: usize) -> Self {
-        Self {
-            ttl,
-            max_bytes,
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
-        // A panic while holding the lock cannot leave the map half-updated (every update is
-        // one insert or remove), so a poisoned lock is still usable.
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    pub(crate) fn put(&self, id: String, bytes: Vec<u8>) {
-        let now = Instant::now();
-        let mut entries = self.lock();
-        entries.retain(|_, (at, _)| now.duration_since(*at) < self.ttl);
-        let mut total: usize = entries.values().map(|(_, b)| b.len()).sum::<usize>() + bytes.len();
-        while total > self.max_bytes {
-            let Some(oldest) = entries
-                .iter()
-                .min_by_key(|(_, (at, _))| *at)
-                .map(|(k, _)| k.clone())
-            else {
-                break;
-            };
-            if let Some((_, b)) = entries.remove(&oldest) {
-                total -= b.len();
-            }
-        }
-        entries.insert(id, (now, bytes::Bytes::from(bytes)));
-    }
-
-    /// The stored image; a cheap reference-counted handle, not a copy of the PNG.
-    pub(crate) fn get(&self, id: &str) -> Option<bytes::Bytes> {
-        let entries = self.lock();
-        let (at, bytes) = entries.get(id)?;
-        (at.elapsed() < self.ttl).then(|| bytes.clone())
-    }
-}
 
 /// `POST /api/parse`: `{"image": "<base64>"}` → `{"code": 0, "message": "success", "data":
 /// {"colored_mask_url", "segments": [{label, confidence, pixel_count}], "person_count"}}`.
@@ -81,41 +26,48 @@ pub(crate) async fn api_parse(
     State(state): State<Arc<AppState>>,
     mut request: Request,
 ) -> Response {
+    let arrived = Instant::now();
     let base = public_base(&state.config, request.headers(), request.uri());
+    // The JSON result (with the mask), whatever the client's `Accept` said.
     request
         .headers_mut()
         .insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-    let response = crate::routes::dispatch_single(state.clone(), "parse", request).await;
-    if response.status() != StatusCode::OK {
-        return response;
-    }
-    let bytes = match to_bytes(response.into_body(), usize::MAX).await {
-        Ok(b) => b,
-        Err(e) => return ApiError::internal(e).into_response(),
-    };
-    let body: Value = match serde_json::from_slice(&bytes) {
-        Ok(v) => v,
-        Err(e) => return ApiError::internal(e).into_response(),
-    };
-    let mask = body["mask"].as_str().unwrap_or_default().to_string();
-    let coloured = match tokio::task::spawn_blocking(move || colour_png(&mask)).await {
-        Ok(Ok(png)) => png,
-        Ok(Err(e)) => return e.into_response(),
-        Err(e) => return ApiError::internal(e).into_response(),
-    };
+    let outcome = parse_and_store(&state, request, arrived, &base).await;
+    observed(&state, "parse", outcome, arrived)
+}
+
+async fn parse_and_store(
+    state: &AppState,
+    request: Request,
+    arrived: Instant,
+    base: &str,
+) -> Result<Response, ApiError> {
+    let deadline = arrived + state.config.deadline();
+    let runner = &state.runner;
+    let task = runner.task("parse")?;
+    let (work, render) = accept(state, task.as_ref(), request, deadline)
+        .await?
+        .single("send several to /v1/batch/parse")?;
+    let (executed, _, _) = runner.run_one(task.name(), work, render, deadline).await?;
+    let body = executed.json;
+    let mask = body
+        .get("mask")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let coloured = tokio::task::spawn_blocking(move || colour_png(&mask))
+        .await
+        .map_err(ApiError::internal)??;
     let id = uuid::Uuid::new_v4().simple().to_string();
     // With Redis, any replica serves the image (behind a Service without session affinity the
     // fetch mostly reaches another pod); without, this process's memory.
     match &state.jobs {
-        JobBackend::Redis(redis) => {
-            if let Err(error) = redis.put_result_image(&id, &coloured).await {
-                return error.into_response();
-            }
-        }
+        JobBackend::Redis(redis) => redis.put_result_image(&id, &coloured).await?,
         JobBackend::Memory(_) => state.images.put(id.clone(), coloured),
     }
-    let segments: Vec<Value> = body["segments"]
-        .as_array()
+    let segments: Vec<Value> = body
+        .get("segments")
+        .and_then(Value::as_array)
         .map(|s| {
             s.iter()
                 .map(|s| {
@@ -128,16 +80,16 @@ pub(crate) async fn api_parse(
                 .collect()
         })
         .unwrap_or_default();
-    axum::Json(json!({
+    Ok(axum::Json(json!({
         "code": 0,
         "message": "success",
         "data": {
             "colored_mask_url": format!("{base}/api/results/{id}.png"),
             "segments": segments,
-            "person_count": body["person_count"],
+            "person_count": body.get("person_count"),
         }
     }))
-    .into_response()
+    .into_response())
 }
 
 /// The absolute base URL clients reach this service at, for the result URLs the services
@@ -192,11 +144,6 @@ fn colour_png(mask_b64: &str) -> Result<Vec<u8>, ApiError> {
     percept_core::encode(&coloured, percept_core::OutputFormat::Png).map_err(ApiError::internal)
 }
 
-/// `POST /predict`: the parse task under the old service's name.
-pub(crate) async fn predict(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    crate::routes::dispatch_single(state, "parse", request).await
-}
-
 /// `GET /api/results/{id}.png`.
 #[utoipa::path(get, path = "/api/results/{name}", tag = "compatibility", operation_id = "compat_result_image",
     summary = "A coloured mask from /api/parse, held for the result TTL",
@@ -234,20 +181,6 @@ pub(crate) async fn result_image(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn images_expire_and_the_budget_drops_the_oldest() {
-        let store = ImageStore::new(Duration::from_millis(200), 10);
-        let (a, b) = ("a".to_string(), "b".to_string());
-        store.put(a.clone(), vec![1; 6]);
-        std::thread::sleep(Duration::from_millis(2));
-        store.put(b.clone(), vec![2; 6]);
-        assert!(store.get(&a).is_none(), "over budget: the oldest goes");
-        assert_eq!(store.get(&b).unwrap().as_ref(), &[2u8; 6]);
-        std::thread::sleep(Duration::from_millis(250));
-        assert!(store.get(&b).is_none(), "expired");
-        assert!(store.get("nope").is_none());
-    }
 
     #[test]
     fn result_urls_are_absolute_from_the_request_a_proxy_or_the_config() {

@@ -5,20 +5,31 @@
 //! validated, and run as [`Task`]s on a bounded [`WorkPool`] of blocking threads, so overload
 //! answers `429 queue_full` at once instead of queueing without bound.
 
+// Each module imports only from those it needs, never back: the route modules build on
+// `request`, `reply` and `runner`; `runner` (the one run path) knows nothing of HTTP or job
+// storage, so `redis_jobs` can use it without importing a route (ARCHITECTURE.md has the map).
 mod cache;
 mod compat;
 mod config;
 mod error;
 mod extract;
+mod image_store;
+mod job_routes;
 mod jobs;
 mod metrics;
 mod openapi;
 mod options;
 mod pool;
 mod redis_jobs;
+mod reply;
+mod request;
 mod routes;
+mod runner;
+mod schemas;
+mod service_routes;
 mod state;
 mod task;
+mod task_routes;
 pub mod tasks;
 mod upload;
 

@@ -1,19 +1,23 @@
 //! `GET /openapi.json`: the service routes from their handlers' `#[utoipa::path]`, the
-//! results, request bodies and errors from `ToSchema` types ([`schemas`]), and one path per
+//! results, request bodies and errors from `ToSchema` types ([`crate::schemas`]), and one path per
 //! registered task (`/v1/{task}`, `/v1/batch/{task}`, `/v1/jobs/{task}`) with its options as
 //! query parameters, from the same `OptionDoc` tables `/v1/tasks` and the CLI show.
 
-pub(crate) mod schemas;
+use std::sync::Arc;
 
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
+use crate::ApiError;
 use crate::TaskRegistry;
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
-use crate::state::ModelInfo;
+use crate::schemas::*;
+use crate::state::{AppState, ModelInfo};
 use crate::task::{COMMON_OPTIONS, Task};
 use crate::tasks::InspectResult;
-use schemas::*;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,12 +29,12 @@ use schemas::*;
                        the health probes needs `Authorization: Bearer <key>` (or `x-api-key`)."
     ),
     paths(
-        crate::routes::healthz,
-        crate::routes::readyz,
-        crate::routes::metrics,
-        crate::routes::models,
-        crate::routes::tasks,
-        crate::routes::admin_reload,
+        crate::service_routes::healthz,
+        crate::service_routes::readyz,
+        crate::service_routes::metrics,
+        crate::service_routes::models,
+        crate::service_routes::tasks,
+        crate::service_routes::admin_reload,
         crate::compat::result_image,
     ),
     components(schemas(
@@ -380,6 +384,14 @@ pub fn document(tasks: &TaskRegistry) -> utoipa::openapi::OpenApi {
             tracing::error!(error = %e, "invalid OpenAPI document");
             base
         }
+    }
+}
+
+/// `GET /openapi.json`: the document for the tasks served now.
+pub(crate) async fn serve(State(state): State<Arc<AppState>>) -> Response {
+    match document(&state.tasks()).to_json() {
+        Ok(text) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
+        Err(e) => ApiError::internal(e).into_response(),
     }
 }
 

@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use crate::pool::PoolError;
-use crate::state::AppState;
+use crate::runner::{Runner, Work};
 use crate::task::Render;
 use crate::{ApiError, ErrorCode, Options};
 
@@ -281,10 +281,10 @@ impl RedisJobs {
 
     /// Starts this replica's heartbeat and dispatcher on the current tokio runtime. They stop
     /// when the state begins shutting down.
-    pub(crate) fn start(state: &Arc<AppState>, jobs: &Arc<RedisJobs>) {
+    pub(crate) fn start(runner: &Arc<Runner>, jobs: &Arc<RedisJobs>) {
         tracing::info!(replica = %jobs.replica, "async jobs are kept in redis");
-        tokio::spawn(heartbeat_loop(Arc::clone(state), Arc::clone(jobs)));
-        tokio::spawn(dispatch_loop(Arc::clone(state), Arc::clone(jobs)));
+        tokio::spawn(heartbeat_loop(Arc::clone(runner), Arc::clone(jobs)));
+        tokio::spawn(dispatch_loop(Arc::clone(runner), Arc::clone(jobs)));
     }
 
     /// Waits (up to `limit`) until the jobs this replica took are finished and written.
@@ -374,11 +374,11 @@ impl RedisJobs {
     }
 }
 
-async fn heartbeat_loop(state: Arc<AppState>, jobs: Arc<RedisJobs>) {
+async fn heartbeat_loop(runner: Arc<Runner>, jobs: Arc<RedisJobs>) {
     let mut conn = jobs.conn.clone();
     let mut recovered_own = false;
     let ttl_ms = u64::try_from(HEARTBEAT_TTL.as_millis()).unwrap_or(u64::MAX);
-    while !state.is_shutting_down() {
+    while !runner.is_shutting_down() {
         let beat: redis::RedisResult<()> = redis::pipe()
             .set_ex(
                 heartbeat_key(&jobs.replica),
@@ -440,7 +440,7 @@ async fn reclaim_dead(jobs: &RedisJobs, conn: &mut ConnectionManager, _ttl_ms: u
     }
 }
 
-async fn dispatch_loop(state: Arc<AppState>, jobs: Arc<RedisJobs>) {
+async fn dispatch_loop(runner: Arc<Runner>, jobs: Arc<RedisJobs>) {
     // BLMOVE blocks its connection, so the dispatcher has one of its own.
     let mut blocking =
         match ConnectionManager::new_lazy_with_config(jobs.client.clone(), manager_config()) {
@@ -450,12 +450,12 @@ async fn dispatch_loop(state: Arc<AppState>, jobs: Arc<RedisJobs>) {
                 return;
             }
         };
-    while !state.is_shutting_down() {
+    while !runner.is_shutting_down() {
         let Ok(permit) = Arc::clone(&jobs.slots).acquire_owned().await else {
             return;
         };
         // Sync requests share the pool: take a job only while a worker could start it soon.
-        if state.pool.queued() >= state.pool.capacity().max(1) {
+        if runner.pool.queued() >= runner.pool.capacity().max(1) {
             drop(permit);
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
@@ -470,7 +470,7 @@ async fn dispatch_loop(state: Arc<AppState>, jobs: Arc<RedisJobs>) {
             .await;
         match taken {
             Ok(Some(id)) => {
-                tokio::spawn(run_job(Arc::clone(&state), Arc::clone(&jobs), id, permit));
+                tokio::spawn(run_job(Arc::clone(&runner), Arc::clone(&jobs), id, permit));
             }
             Ok(None) => {}
             Err(error) => {
@@ -483,13 +483,13 @@ async fn dispatch_loop(state: Arc<AppState>, jobs: Arc<RedisJobs>) {
 }
 
 async fn run_job(
-    state: Arc<AppState>,
+    runner: Arc<Runner>,
     jobs: Arc<RedisJobs>,
     id: String,
     _permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let mut conn = jobs.conn.clone();
-    let outcome = match load_and_run(&state, &jobs, &mut conn, &id).await {
+    let outcome = match load_and_run(&runner, &jobs, &mut conn, &id).await {
         Ok(Some(outcome)) => outcome,
         Ok(None) => return,
         Err(Requeue) => {
@@ -519,7 +519,7 @@ struct Requeue;
 
 /// Runs job `id`: `Ok(None)` if it vanished (expired), `Ok(Some(outcome))` once run.
 async fn load_and_run(
-    state: &Arc<AppState>,
+    runner: &Arc<Runner>,
     jobs: &RedisJobs,
     conn: &mut ConnectionManager,
     id: &str,
@@ -550,7 +550,7 @@ async fn load_and_run(
             return Err(Requeue);
         }
     };
-    let Some(task) = state.tasks().get(&task_name) else {
+    let Some(task) = runner.tasks().get(&task_name) else {
         return Ok(Some(Err(ApiError::not_found(format!(
             "this replica has no task `{task_name}`"
         )))));
@@ -563,49 +563,48 @@ async fn load_and_run(
         format: parse_format(&format),
         raw_image: false,
     };
-    let key = state
+    let key = runner
         .cache
         .key(task.name(), &options, render.format, &image);
-    if let Some(executed) = crate::routes::cached(state, key.as_ref()) {
-        return Ok(Some(Ok(executed.into_json())));
-    }
     let job = match task.prepare(options) {
         Ok(job) => job,
         Err(error) => return Ok(Some(Err(error))),
     };
-    let limits = state.config.decode_limits();
-    let cache = state.cache.clone();
+    let work = Work {
+        bytes: image.into(),
+        job,
+        key,
+    };
     // The deadline runs from when this replica took the job: time spent in the shared queue
     // is bounded by the job's TTL instead.
-    let deadline = Instant::now() + state.config.deadline();
-    let pending = match state.pool.submit(deadline, move || {
-        cache.execute(key, job, &image, &limits, render)
-    }) {
-        Ok(pending) => pending,
+    let deadline = Instant::now() + runner.config.deadline();
+    let started = match runner.start(task.name(), vec![work], render, deadline, || {}) {
+        Ok(started) => started,
         Err(PoolError::QueueFull { .. } | PoolError::ShuttingDown) => return Err(Requeue),
-        Err(error) => return Ok(Some(Err(crate::routes::pool_error(error, state)))),
+        Err(error) => return Ok(Some(Err(runner.pool_error(error)))),
     };
-    let marked: redis::RedisResult<()> = redis::cmd("HSET")
-        .arg(job_key(id))
-        .arg("status")
-        .arg("running")
-        .arg("started_unix_ms")
-        .arg(now_ms())
-        .arg("replica")
-        .arg(&jobs.replica)
-        .query_async(conn)
-        .await;
-    if let Err(error) = marked {
-        tracing::warn!(%error, %id, "marking a job running failed");
-    }
-    Ok(Some(match pending.await {
-        Ok((Ok(executed), ran)) => {
-            crate::routes::observe_stages(state, task.name(), ran, &executed);
-            Ok(executed.into_json())
+    if started.is_pending() {
+        let marked: redis::RedisResult<()> = redis::cmd("HSET")
+            .arg(job_key(id))
+            .arg("status")
+            .arg("running")
+            .arg("started_unix_ms")
+            .arg(now_ms())
+            .arg("replica")
+            .arg(&jobs.replica)
+            .query_async(conn)
+            .await;
+        if let Err(error) = marked {
+            tracing::warn!(%error, %id, "marking a job running failed");
         }
-        Ok((Err(error), _)) => Err(error),
-        Err(error) => Err(crate::routes::pool_error(error, state)),
-    }))
+    }
+    let outcome = runner.finish(started, None).await.and_then(|(results, _)| {
+        results
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| Err(ApiError::internal("a job was never run")))
+    });
+    Ok(Some(outcome.map(crate::Executed::into_json)))
 }
 
 #[cfg(test)]

@@ -5,12 +5,11 @@ use std::time::Instant;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::cache::ResultCache;
 use crate::extract::BodyLimits;
+use crate::image_store::ImageStore;
 use crate::jobs::{JobBackend, JobStore};
-use crate::metrics::Metrics;
-use crate::pool::WorkPool;
 use crate::redis_jobs::RedisJobs;
+use crate::runner::Runner;
 use crate::{Config, TaskRegistry};
 
 /// A loaded model as listed by `GET /v1/models`.
@@ -47,9 +46,8 @@ pub struct ReloadReport {
 pub struct AppState {
     /// The resolved configuration.
     pub config: Arc<Config>,
-    /// Tasks served under `/v1/`; swapped whole by a model reload, while requests that already
-    /// hold the old registry finish on it.
-    tasks: RwLock<Arc<TaskRegistry>>,
+    /// Tasks, work pool, result cache and metrics: what every way of running an image shares.
+    pub(crate) runner: Arc<Runner>,
     /// Loaded models, swapped with the tasks.
     models: RwLock<Arc<Vec<ModelInfo>>>,
     /// Builds a fresh registry from the models on disk (set by the binary).
@@ -60,21 +58,16 @@ pub struct AppState {
     reload_count: AtomicU64,
     /// Inference engine in use (`none` while no model is loaded).
     pub engine: String,
-    pub(crate) pool: WorkPool,
-    pub(crate) metrics: Metrics,
-    pub(crate) images: crate::compat::ImageStore,
+    pub(crate) images: ImageStore,
     pub(crate) jobs: JobBackend,
-    pub(crate) cache: ResultCache,
     ready: AtomicBool,
-    shutting_down: AtomicBool,
 }
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
             .field("config", &self.config)
-            .field("tasks", &self.tasks)
-            .field("pool", &self.pool)
+            .field("runner", &self.runner)
             .finish_non_exhaustive()
     }
 }
@@ -88,7 +81,6 @@ impl AppState {
         models: Vec<ModelInfo>,
         engine: &str,
     ) -> Arc<Self> {
-        let pool = WorkPool::new(config.workers, config.queue);
         // Finished job results share the cache's byte budget; with the cache off they still
         // need a bound, so they keep the default one.
         let job_bytes = match config.cache_bytes {
@@ -98,10 +90,7 @@ impl AppState {
         let ttl = std::time::Duration::from_secs(config.result_ttl_secs);
         // Compatibility-route images (coloured masks) share the result TTL; a quarter of the
         // results' budget bounds them.
-        let images = crate::compat::ImageStore::new(
-            ttl,
-            usize::try_from(job_bytes / 4).unwrap_or(usize::MAX),
-        );
+        let images = ImageStore::new(ttl, usize::try_from(job_bytes / 4).unwrap_or(usize::MAX));
         let memory = || {
             JobBackend::Memory(Arc::new(JobStore::new(
                 ttl,
@@ -125,22 +114,18 @@ impl AppState {
                 }
             },
         };
-        let cache = ResultCache::new(config.cache_bytes);
+        let config = Arc::new(config);
         Arc::new(Self {
             images,
             ready: AtomicBool::new(models.is_empty()),
-            config: Arc::new(config),
-            tasks: RwLock::new(Arc::new(tasks)),
+            runner: Arc::new(Runner::new(Arc::clone(&config), tasks, engine)),
+            config,
             models: RwLock::new(Arc::new(models)),
             reloader: RwLock::new(None),
             reloading: Mutex::new(()),
             reload_count: AtomicU64::new(0),
             engine: engine.to_string(),
-            pool,
-            metrics: Metrics::new(engine),
             jobs,
-            cache,
-            shutting_down: AtomicBool::new(false),
         })
     }
 
@@ -148,7 +133,7 @@ impl AppState {
     /// and heartbeat. Called by [`crate::serve`].
     pub fn start_background(self: &Arc<Self>) {
         if let JobBackend::Redis(redis) = &self.jobs {
-            RedisJobs::start(self, redis);
+            RedisJobs::start(&self.runner, redis);
         }
     }
 
@@ -162,10 +147,7 @@ impl AppState {
     /// The tasks served now. Hold the `Arc` for a request's whole life: a reload swaps in a new
     /// registry and the request finishes on the models it started with.
     pub fn tasks(&self) -> Arc<TaskRegistry> {
-        self.tasks
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.runner.tasks()
     }
 
     /// The models loaded now.
@@ -221,9 +203,9 @@ impl AppState {
             ms: started.elapsed().as_millis() as u64,
         };
         *self.models.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(models);
-        *self.tasks.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(tasks);
-        // Results computed by the old models must not be served for the new ones.
-        self.cache.clear();
+        // Results computed by the old models must not be served for the new ones: the swap
+        // empties the cache.
+        self.runner.swap_tasks(tasks);
         self.reload_count.fetch_add(1, Ordering::SeqCst);
         tracing::info!(models = ?report.models, ms = report.ms, "models reloaded");
         Ok(report)
@@ -241,17 +223,17 @@ impl AppState {
 
     /// Refuses new work from now on; work already accepted still completes.
     pub fn begin_shutdown(&self) {
-        self.shutting_down.store(true, Ordering::SeqCst);
+        self.runner.begin_shutdown();
     }
 
     /// Whether [`AppState::begin_shutdown`] was called.
     pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::SeqCst)
+        self.runner.is_shutting_down()
     }
 
     /// Waits for queued and running work to finish and stops the workers.
     pub fn drain(&self) {
-        self.pool.shutdown();
+        self.runner.pool.shutdown();
     }
 
     pub(crate) fn body_limits(&self) -> BodyLimits {

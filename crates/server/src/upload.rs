@@ -11,9 +11,8 @@ use base64::Engine;
 use serde_json::Value;
 
 use crate::ApiError;
-use crate::routes::{execute_one, read_request};
+use crate::request::{prepare, read_request};
 use crate::state::AppState;
-use crate::task::Render;
 
 /// Escapes text for HTML element content and attribute values. Everything a client sent
 /// (file names, option values echoed in messages) passes through here before reaching the page.
@@ -61,6 +60,7 @@ pub(crate) async fn upload(State(state): State<Arc<AppState>>, request: Request)
         Err(error) => error_page(&error),
     };
     state
+        .runner
         .metrics
         .observe_request("upload", response.status().as_u16(), arrived.elapsed());
     response
@@ -72,9 +72,8 @@ async fn run(
     arrived: Instant,
 ) -> Result<String, ApiError> {
     let deadline = arrived + state.config.deadline();
-    let (_, input) = read_request(state, request, deadline).await?;
-    let mut options = input.options;
-    let name = match options.take("task") {
+    let (_, mut input) = read_request(state, request, deadline).await?;
+    let name = match input.options.take("task") {
         None => "parse".to_string(),
         Some(Value::String(name)) => name,
         Some(other) => {
@@ -83,24 +82,24 @@ async fn run(
             )));
         }
     };
-    let task = state.tasks().get(&name).ok_or_else(|| {
-        ApiError::not_found(format!(
-            "no task `{name}`; tasks: {}",
-            state.tasks().names().join(", ")
-        ))
-    })?;
-    let [image] = <[_; 1]>::try_from(input.images).map_err(|images: Vec<_>| {
-        ApiError::bad_option(format!("the form takes one image, got {}", images.len()))
-    })?;
-    let filename = image.filename.clone().unwrap_or_else(|| "upload".into());
-    let mut render = Render::from_request(None, &mut options)?;
+    let task = state.runner.task(&name)?;
+    if input.images.len() != 1 {
+        return Err(ApiError::bad_option(format!(
+            "the form takes one image, got {}",
+            input.images.len()
+        )));
+    }
+    let filename = input
+        .images
+        .first()
+        .and_then(|image| image.filename.clone())
+        .unwrap_or_else(|| "upload".into());
+    let (work, mut render) = prepare(state, task.as_ref(), input, None)?.single("")?;
     render.raw_image = false;
-    let key = state
-        .cache
-        .key(task.name(), &options, render.format, &image.bytes);
-    let job = task.prepare(options)?;
-    let (executed, ran, _) =
-        execute_one(state, task.as_ref(), image, job, key, render, deadline).await?;
+    let (executed, ran, _) = state
+        .runner
+        .run_one(task.name(), work, render, deadline)
+        .await?;
     let mut json = executed.json.clone();
     json.remove("image");
     let pretty = serde_json::to_string_pretty(&Value::Object(json)).unwrap_or_default();

@@ -194,6 +194,8 @@ async fn no_person_is_an_empty_answer_and_bad_options_are_422() {
         "max_people=21",
         "model_complexity=2",
         "model_complexity=0.5",
+        "refine_face_landmarks=yes",
+        "enable_segmentation=2",
     ] {
         let (status, body) = send(
             client
@@ -221,4 +223,88 @@ async fn no_person_is_an_empty_answer_and_bad_options_are_422() {
     let page = response.text().await.unwrap();
     assert!(page.contains("data:image/"), "no image in the page");
     assert!(page.contains("holistic"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mediapipes_refine_and_segmentation_options_are_honoured() {
+    let server = TestServer::with_tasks(config(), model_registry()).await;
+    let client = client();
+    let (status, body) =
+        send(
+            client
+                .post(server.url(
+                    "/v1/holistic?refine_face_landmarks=true&enable_segmentation=true&draw=false",
+                ))
+                .multipart(multipart(data("person_astronaut.jpg"), "image")),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // 468 mesh points and both irises, inside the face's own box.
+    let face = body["face"].as_array().unwrap();
+    assert_eq!(face.len(), 478);
+    let xs: Vec<f64> = face[..468]
+        .iter()
+        .map(|p| p["x"].as_f64().unwrap())
+        .collect();
+    let ys: Vec<f64> = face[..468]
+        .iter()
+        .map(|p| p["y"].as_f64().unwrap())
+        .collect();
+    let (x0, x1) = (
+        xs.iter().copied().fold(f64::MAX, f64::min),
+        xs.iter().copied().fold(f64::MIN, f64::max),
+    );
+    let (y0, y1) = (
+        ys.iter().copied().fold(f64::MAX, f64::min),
+        ys.iter().copied().fold(f64::MIN, f64::max),
+    );
+    for iris in &face[468..] {
+        let (x, y) = (iris["x"].as_f64().unwrap(), iris["y"].as_f64().unwrap());
+        assert!(
+            x > x0 && x < x1 && y > y0 && y < y1,
+            "iris point ({x}, {y}) outside the face"
+        );
+    }
+    assert_eq!(body["people"][0]["face"].as_array().unwrap().len(), 478);
+    // The mask: a greyscale PNG the photo's size, the person's pixels bright, under the nose.
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(body["segmentation_mask"].as_str().unwrap())
+        .unwrap();
+    let mask = image::load_from_memory(&png).unwrap();
+    assert_eq!(mask.color(), image::ColorType::L8);
+    let mask = mask.to_luma8();
+    assert_eq!(
+        (u64::from(mask.width()), u64::from(mask.height())),
+        (
+            body["width"].as_u64().unwrap(),
+            body["height"].as_u64().unwrap()
+        )
+    );
+    let nose = &body["pose"][0];
+    let (nx, ny) = (
+        nose["x"].as_f64().unwrap() as u32,
+        nose["y"].as_f64().unwrap() as u32,
+    );
+    assert!(
+        mask.get_pixel(nx, ny).0[0] > 200,
+        "the nose is not in the mask"
+    );
+    let person = mask.pixels().filter(|p| p.0[0] >= 128).count() as f64;
+    let share = person / f64::from(mask.width() * mask.height());
+    assert!(
+        (0.05..0.9).contains(&share),
+        "person on {share:.2} of the photo"
+    );
+    assert!(body.get("image").is_none());
+
+    // Without the options: 468 points and no mask, as before.
+    let (status, body) = send(
+        client
+            .post(server.url("/v1/holistic?draw=false"))
+            .multipart(multipart(data("person_astronaut.jpg"), "image")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["face"].as_array().unwrap().len(), 468);
+    assert!(body.get("segmentation_mask").is_none());
 }

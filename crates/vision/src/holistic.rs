@@ -3,7 +3,7 @@
 //! the pose gives — 543 points a person. MediaPipe tracks one person; `max_people = 1` is that
 //! behaviour and cost.
 
-use image::RgbImage;
+use image::{GrayImage, RgbImage};
 use percept_infer::{BBox, Models};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -11,9 +11,10 @@ use serde::Serialize;
 use crate::draw::Canvas;
 use crate::face_mesh::{FaceMesh, FaceMesher};
 use crate::hands::{Hand, HandTracker, Side};
+use crate::iris::IrisFinder;
 use crate::landmarks::Roi;
 use crate::people::{People, Person, PixelBox};
-use crate::pose::{Pose, PoseEstimator, PoseModel};
+use crate::pose::{CropMask, Pose, PoseEstimator, PoseModel};
 use crate::topology::{FACE_CONTOURS, HAND_EDGES, POSE_EDGES};
 use crate::{Landmark, Result, VisionError};
 
@@ -31,6 +32,11 @@ pub struct HolisticOptions {
     pub max_people: usize,
     /// MediaPipe's `model_complexity`: 0 = BlazePose lite, 1 = full.
     pub model_complexity: u8,
+    /// MediaPipe's `refine_face_landmarks`: 478 face points, the irises added.
+    pub refine_face_landmarks: bool,
+    /// MediaPipe's `enable_segmentation`: the person mask from the pose landmark model (its
+    /// mask head, otherwise cut off for speed), every tracked person in one photo-sized mask.
+    pub enable_segmentation: bool,
 }
 
 impl Default for HolisticOptions {
@@ -41,6 +47,8 @@ impl Default for HolisticOptions {
             face: true,
             max_people: 10,
             model_complexity: 1,
+            refine_face_landmarks: false,
+            enable_segmentation: false,
         }
     }
 }
@@ -174,6 +182,10 @@ pub struct HolisticResult {
     pub person_count: usize,
     /// Every person tracked, most prominent (largest) first.
     pub people: Vec<HolisticPerson>,
+    /// With `enable_segmentation`: the photo-sized person mask, 0–255 for probability 0–1,
+    /// each pixel the most any tracked person's mask gives it (encoded by the caller).
+    #[serde(skip)]
+    pub segmentation_mask: Option<GrayImage>,
 }
 
 /// Everything one person yields: the intermediate results parsing builds on.
@@ -195,11 +207,12 @@ pub struct Holistic {
     people: People,
     hands: HandTracker,
     face: FaceMesher,
+    iris: IrisFinder,
 }
 
 impl Holistic {
     /// Every model it needs loaded.
-    pub const MODELS: [&'static str; 8] = [
+    pub const MODELS: [&'static str; 11] = [
         People::MODELS[0],
         People::MODELS[1],
         People::MODELS[2],
@@ -209,6 +222,11 @@ impl Holistic {
         FaceMesher::MODELS[1],
         // `model_complexity = 0`.
         PoseEstimator::LITE_MODEL,
+        // `refine_face_landmarks`.
+        IrisFinder::MODELS[0],
+        // `enable_segmentation`, at complexity 1 and 0.
+        PoseEstimator::MASK_MODEL,
+        PoseEstimator::LITE_MASK_MODEL,
     ];
 
     /// Builds it on loaded models, with the engine ready to run both hands at once (on ONNX
@@ -218,6 +236,7 @@ impl Holistic {
             people: People::new(models)?,
             hands: HandTracker::new(models)?,
             face: FaceMesher::new(models)?,
+            iris: IrisFinder::new(models)?,
         };
         holistic.hands.reserve_both()?;
         Ok(holistic)
@@ -253,7 +272,10 @@ impl Holistic {
             };
             let (left, right) = (spawn(Side::Left), spawn(Side::Right));
             let face = if options.face {
-                self.face.from_pose(image, lms)
+                self.face.from_pose(image, lms).and_then(|mesh| match mesh {
+                    Some(mesh) if options.refine_face_landmarks => self.refine(image, mesh),
+                    mesh => Ok(mesh),
+                })
             } else {
                 Ok(None)
             };
@@ -276,23 +298,35 @@ impl Holistic {
         })
     }
 
+    /// The mesh with both irises added (478 points); unchanged when no eye can be cropped.
+    fn refine(&self, image: &RgbImage, mut mesh: FaceMesh) -> Result<Option<FaceMesh>> {
+        if let Some(irises) = self.iris.irises(image, &mesh.landmarks)? {
+            mesh.landmarks.extend(irises);
+        }
+        Ok(Some(mesh))
+    }
+
     /// Every person's landmarks (at most `options.max_people`), people spread over the cores.
     pub fn run(&self, image: &RgbImage, options: &HolisticOptions) -> Result<HolisticResult> {
         options.validate()?;
         let (width, height) = image.dimensions();
         let score = options.min_detection_score;
-        let model = match options.model_complexity {
-            0 => PoseModel::Lite,
-            _ => PoseModel::Full,
-        };
+        let model =
+            PoseModel::for_complexity(options.model_complexity, options.enable_segmentation);
         let found: Vec<Person> = if options.max_people == 1 {
             self.people.best(image, score, model)?.into_iter().collect()
         } else {
             self.people.find(image, score, options.max_people, model)?
         };
+        let segmentation_mask = options.enable_segmentation.then(|| {
+            let masks: Vec<&CropMask> = found.iter().filter_map(|p| p.pose.mask.as_ref()).collect();
+            person_mask(&masks, width, height)
+        });
         // Each person's pose goes on to their hands and face; what found them stays beside.
-        let track = |p: Person| -> Result<(Option<PersonBox>, HolisticPerson)> {
+        let track = |mut p: Person| -> Result<(Option<PersonBox>, HolisticPerson)> {
             let detection = p.detection.as_ref().map(|d| person_box(&d.bbox, d.score));
+            // Drawn into `segmentation_mask` already; not carried further.
+            p.pose.mask = None;
             let landmarks = self.complete(image, p.pose, options)?;
             Ok((
                 detection,
@@ -317,6 +351,7 @@ impl Holistic {
             person: None,
             person_count: people.len(),
             people: Vec::new(),
+            segmentation_mask,
         };
         if let Some((detection, first)) = people.first() {
             result.landmarks = first.landmarks.clone();
@@ -395,6 +430,33 @@ fn holistic_person(
             parts,
         },
     }
+}
+
+/// One photo-sized mask from every person's crop mask (the largest probability at each
+/// pixel), as MediaPipe's `segmentation_mask` scaled to 0–255. Each crop only touches the
+/// pixels its rotated rectangle covers.
+fn person_mask(masks: &[&CropMask], width: u32, height: u32) -> GrayImage {
+    let mut out = GrayImage::new(width, height);
+    for mask in masks {
+        let Ok(inverse) = mask.to_image.inverse() else {
+            continue;
+        };
+        let (mw, mh) = (mask.width as f32, mask.height as f32);
+        let corners =
+            [(0.0, 0.0), (mw, 0.0), (0.0, mh), (mw, mh)].map(|(u, v)| mask.to_image.apply(u, v));
+        let Some(area) = PixelBox::around(corners, width, height) else {
+            continue;
+        };
+        for y in area.y..(area.y + area.height).min(height) {
+            for x in area.x..(area.x + area.width).min(width) {
+                let p = mask.sample(&inverse, x as f32 + 0.5, y as f32 + 0.5);
+                let value = (p.clamp(0.0, 1.0) * 255.0).round() as u8;
+                let pixel = out.get_pixel_mut(x, y);
+                pixel.0[0] = pixel.0[0].max(value);
+            }
+        }
+    }
+    out
 }
 
 fn part(score: f32, roi: percept_infer::RotatedRect) -> PartInfo {

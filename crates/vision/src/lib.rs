@@ -10,6 +10,7 @@ mod face_mesh;
 mod faces;
 mod hands;
 mod holistic;
+mod iris;
 mod landmarks;
 pub mod parse;
 mod people;
@@ -28,6 +29,7 @@ pub use holistic::{
     BodyLandmarks, Holistic, HolisticOptions, HolisticPerson, HolisticResult, PartInfo, Parts,
     PersonBox, PersonLandmarks, draw_holistic,
 };
+pub use iris::{IrisFinder, REFINED_FACE_POINTS};
 pub use landmarks::{Landmark, Roi};
 pub use parse::{ParseOptions, ParseResult, Parsed, Parser, ParserChoice};
 pub use people::{People, Person, PixelBox, Seed};

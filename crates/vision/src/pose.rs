@@ -143,8 +143,29 @@ pub enum PoseModel {
     /// BlazePose GHUM full (`model_complexity = 1`), without its mask head.
     #[default]
     Full,
-    /// The full model with the person mask (the pose-guided parser's masks).
+    /// The full model with the person mask (the pose-guided parser's masks, holistic's
+    /// `enable_segmentation`).
     FullWithMask,
+    /// The lite model with the person mask (holistic's `enable_segmentation` at
+    /// `model_complexity = 0`).
+    LiteWithMask,
+}
+
+impl PoseModel {
+    /// MediaPipe's `model_complexity` (0 lite, 1 full), with the person mask or without.
+    pub fn for_complexity(model_complexity: u8, with_mask: bool) -> Self {
+        match (model_complexity, with_mask) {
+            (0, false) => PoseModel::Lite,
+            (0, true) => PoseModel::LiteWithMask,
+            (_, false) => PoseModel::Full,
+            (_, true) => PoseModel::FullWithMask,
+        }
+    }
+
+    /// Whether this model gives the person mask.
+    pub fn has_mask(self) -> bool {
+        matches!(self, PoseModel::FullWithMask | PoseModel::LiteWithMask)
+    }
 }
 
 /// The pose detector and landmark model, with the rule joining them.
@@ -157,6 +178,8 @@ pub struct PoseEstimator {
     masked: Option<LandmarkHead>,
     /// The lite model, when loaded.
     lite: Option<LandmarkHead>,
+    /// The lite model with its mask head, when loaded.
+    lite_masked: Option<LandmarkHead>,
     roi_rule: RoiSpec,
 }
 
@@ -168,24 +191,16 @@ impl PoseEstimator {
     pub const MASK_MODEL: &'static str = "pose_landmark_full";
     /// The lite landmark model without its mask head; [`PoseModel::Lite`] needs it loaded.
     pub const LITE_MODEL: &'static str = "pose_landmark_lite_no_mask";
+    /// The lite landmark model with the person mask; [`PoseModel::LiteWithMask`] needs it.
+    pub const LITE_MASK_MODEL: &'static str = "pose_landmark_lite";
 
     /// Builds it on loaded models: the detector and either landmark model (both when masks and
     /// speed are both wanted).
     pub fn new(models: &Models) -> Result<Self> {
         let detector = SsdDetector::new(models, Self::MODELS[0])?;
         let roi_rule = rule(models, "pose_detection_to_pose_landmark")?;
-        let masked = match models.get(Self::MASK_MODEL) {
-            Ok(_) => Some(LandmarkHead::new(models, Self::MASK_MODEL)?),
-            Err(_) => None,
-        };
-        if let Some(head) = &masked
-            && head.mask.is_none()
-        {
-            return Err(VisionError::Output(format!(
-                "{} has no segmentation output",
-                Self::MASK_MODEL
-            )));
-        }
+        let masked = masked_head(models, Self::MASK_MODEL)?;
+        let lite_masked = masked_head(models, Self::LITE_MASK_MODEL)?;
         let landmarks = match (models.get(Self::MODELS[1]), &masked) {
             (Ok(_), _) => LandmarkHead::new(models, Self::MODELS[1])?,
             (Err(_), Some(full)) => full.clone(),
@@ -200,6 +215,7 @@ impl PoseEstimator {
             landmarks,
             masked,
             lite,
+            lite_masked,
             roi_rule,
         })
     }
@@ -241,7 +257,7 @@ impl PoseEstimator {
         roi_from_points(&person.keypoints, &self.roi_rule)
     }
 
-    /// 33 landmarks in `roi` by `model` (a mask only with [`PoseModel::FullWithMask`]);
+    /// 33 landmarks in `roi` by `model` (a mask only when [`PoseModel::has_mask`]);
     /// `None` when the model says no person is there.
     pub fn landmarks(
         &self,
@@ -257,8 +273,12 @@ impl PoseEstimator {
                 .ok_or_else(|| needs(Self::MASK_MODEL))?,
             PoseModel::Full => &self.landmarks,
             PoseModel::Lite => self.lite.as_ref().ok_or_else(|| needs(Self::LITE_MODEL))?,
+            PoseModel::LiteWithMask => self
+                .lite_masked
+                .as_ref()
+                .ok_or_else(|| needs(Self::LITE_MASK_MODEL))?,
         };
-        let with_mask = model == PoseModel::FullWithMask;
+        let with_mask = model.has_mask();
         let mut lm = head.model.run(image, roi)?;
         let score = lm.flag.unwrap_or(1.0);
         if !head.model.present(&lm) {
@@ -308,6 +328,20 @@ impl PoseEstimator {
             mask,
         }))
     }
+}
+
+/// The landmark model `name` with its mask head, when loaded; loaded without one is an error.
+fn masked_head(models: &Models, name: &str) -> Result<Option<LandmarkHead>> {
+    if models.get(name).is_err() {
+        return Ok(None);
+    }
+    let head = LandmarkHead::new(models, name)?;
+    if head.mask.is_none() {
+        return Err(VisionError::Output(format!(
+            "{name} has no segmentation output"
+        )));
+    }
+    Ok(Some(head))
 }
 
 /// RefineLandmarksFromHeatmapCalculator: where a landmark's heatmap is confident near the

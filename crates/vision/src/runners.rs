@@ -220,8 +220,26 @@ impl LandmarkModel {
     /// Crops `roi` (replicating edge pixels, as MediaPipe's landmark graphs do) and runs the
     /// model on it.
     pub(crate) fn run(&self, image: &RgbImage, roi: &RotatedRect) -> Result<CropLandmarks> {
-        let (crop, to_image) =
+        self.run_on(image, roi, false)
+    }
+
+    /// As [`LandmarkModel::run`] with the crop mirrored left–right before inference and the
+    /// points mirrored back: a model trained on one side (the iris model's left eye) reads the
+    /// other side's crop that way.
+    pub(crate) fn run_mirrored(
+        &self,
+        image: &RgbImage,
+        roi: &RotatedRect,
+    ) -> Result<CropLandmarks> {
+        self.run_on(image, roi, true)
+    }
+
+    fn run_on(&self, image: &RgbImage, roi: &RotatedRect, mirror: bool) -> Result<CropLandmarks> {
+        let (mut crop, to_image) =
             crop_rotated_with(image, roi, self.size.0, self.size.1, self.border)?;
+        if mirror {
+            image::imageops::flip_horizontal_in_place(&mut crop);
+        }
         let outputs = self
             .model
             .run(&rgb_to_tensor(&crop, &self.model.spec().input))?;
@@ -249,7 +267,13 @@ impl LandmarkModel {
                 } else {
                     1.0
                 };
-                [p[0], p[1], z, vis, pres]
+                // Mirrored back: the crop's x runs from its right edge.
+                let x = if mirror {
+                    self.size.0 as f32 - p[0]
+                } else {
+                    p[0]
+                };
+                [x, p[1], z, vis, pres]
             })
             .collect();
         let flag = match self.flag {

@@ -2,7 +2,9 @@ use std::sync::Arc;
 
 use percept_vision::{Holistic as Pipeline, HolisticOptions, draw_holistic};
 
-use super::vision_error;
+use serde_json::Value;
+
+use super::{grey_png_base64, vision_error};
 
 use crate::task::{OptionDoc, PreparedJob, Task, TaskOutput};
 use crate::{ApiError, Options};
@@ -47,6 +49,20 @@ pub(crate) const OPTIONS: &[OptionDoc] = &[
         kind: "integer",
         default: "1",
         description: "0..=1, MediaPipe's model_complexity: 0 = BlazePose lite (smaller; ~10 % less time on a group of five), 1 = full.",
+        choices: &[],
+    },
+    OptionDoc {
+        name: "refine_face_landmarks",
+        kind: "boolean",
+        default: "false",
+        description: "MediaPipe's refine_face_landmarks: 478 face points, both irises (5 points each) added from the iris model.",
+        choices: &[],
+    },
+    OptionDoc {
+        name: "enable_segmentation",
+        kind: "boolean",
+        default: "false",
+        description: "MediaPipe's enable_segmentation: `segmentation_mask`, the person mask from the pose model as a greyscale PNG (0-255 for probability 0-1, every tracked person), base64.",
         choices: &[],
     },
     OptionDoc {
@@ -99,6 +115,12 @@ impl Task for Holistic {
             model_complexity: options
                 .take_count("model_complexity", 0..=1)?
                 .map_or(defaults.model_complexity, |v| v as u8),
+            refine_face_landmarks: options
+                .take_bool("refine_face_landmarks")?
+                .unwrap_or(defaults.refine_face_landmarks),
+            enable_segmentation: options
+                .take_bool("enable_segmentation")?
+                .unwrap_or(defaults.enable_segmentation),
         };
         let draw = options.take_bool("draw")?.unwrap_or(true);
         let known: Vec<&str> = OPTIONS.iter().map(|o| o.name).collect();
@@ -120,7 +142,13 @@ impl Task for Holistic {
             } else {
                 None
             };
-            TaskOutput::from_serialize(&result, drawn)
+            let mut out = TaskOutput::from_serialize(&result, drawn)?;
+            if let Some(mask) = &result.segmentation_mask {
+                let png = stages.time("mask", || grey_png_base64(mask))?;
+                out.json
+                    .insert("segmentation_mask".into(), Value::String(png));
+            }
+            Ok(out)
         }))
     }
 }

@@ -177,6 +177,22 @@ pub fn model_infos(models: &percept_vision::Models) -> Vec<crate::ModelInfo> {
         .collect()
 }
 
+/// A one-channel map (parse's label indices, holistic's person mask) as a greyscale PNG,
+/// base64 (not through `percept_core::encode`, which writes RGB results).
+pub(crate) fn grey_png_base64(map: &image::GrayImage) -> Result<String, ApiError> {
+    use base64::Engine as _;
+    let mut png = Vec::new();
+    image::ImageEncoder::write_image(
+        image::codecs::png::PngEncoder::new(&mut png),
+        map.as_raw(),
+        map.width(),
+        map.height(),
+        image::ExtendedColorType::L8,
+    )
+    .map_err(ApiError::internal)?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(png))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

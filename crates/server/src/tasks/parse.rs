@@ -1,11 +1,10 @@
 use std::sync::Arc;
 
-use base64::Engine as _;
 use percept_vision::parse::overlay;
 use percept_vision::{ParseOptions, Parser, ParserChoice};
 use serde_json::Value;
 
-use super::vision_error;
+use super::{grey_png_base64, vision_error};
 use crate::task::{OptionDoc, PreparedJob, Task, TaskOutput};
 use crate::{ApiError, Options};
 
@@ -117,25 +116,10 @@ impl Task for Parse {
                 Value::from(parsed.result.persons.len()),
             );
             if with_mask {
-                let mask = stages.time("mask", || encode_labels(&parsed.labels))?;
+                let mask = stages.time("mask", || grey_png_base64(&parsed.labels))?;
                 out.json.insert("mask".into(), Value::String(mask));
             }
             Ok(out)
         }))
     }
-}
-
-/// The label map as a greyscale PNG (one channel, so not through `percept_core::encode`,
-/// which writes RGB results) (pixel value = label index), base64.
-fn encode_labels(labels: &image::GrayImage) -> Result<String, ApiError> {
-    let mut png = Vec::new();
-    image::ImageEncoder::write_image(
-        image::codecs::png::PngEncoder::new(&mut png),
-        labels.as_raw(),
-        labels.width(),
-        labels.height(),
-        image::ExtendedColorType::L8,
-    )
-    .map_err(ApiError::internal)?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(png))
 }

@@ -275,7 +275,7 @@ pub struct HolisticPerson {
     pub left_hand: Vec<Landmark>,
     /// 21 landmarks of the person's right hand, or none.
     pub right_hand: Vec<Landmark>,
-    /// 468 face-mesh landmarks, or none.
+    /// 468 face-mesh landmarks (478 with `refine_face_landmarks`), or none.
     pub face: Vec<Landmark>,
     /// How many landmarks this person has (543 when everything was found).
     pub landmark_count: u32,
@@ -297,7 +297,8 @@ pub struct HolisticResult {
     pub left_hand: Vec<Landmark>,
     /// 21 landmarks of the person's right hand, or none.
     pub right_hand: Vec<Landmark>,
-    /// 468 face-mesh landmarks, or none.
+    /// 468 face-mesh landmarks (478 with `refine_face_landmarks`: the irises, five each, the
+    /// eye at points 33/133 first), or none.
     pub face: Vec<Landmark>,
     /// How many landmarks were returned in all (543 when everything was found).
     pub landmark_count: u32,
@@ -309,6 +310,10 @@ pub struct HolisticResult {
     pub person_count: u32,
     /// Every person tracked, most prominent (largest) first.
     pub people: Vec<HolisticPerson>,
+    /// With `enable_segmentation=true`: the person mask, a greyscale PNG the photo's size
+    /// (0-255 for probability 0-1, every tracked person), base64.
+    #[schema(required = false)]
+    pub segmentation_mask: String,
     /// The photo with the landmarks drawn, base64 in `image_format`; absent with `draw=false`.
     #[schema(required = false)]
     pub image: String,
