@@ -253,8 +253,8 @@ def cmd_child(args):
     model = mp.solutions.holistic.Holistic(
         static_image_mode=static,
         model_complexity=1,
-        refine_face_landmarks=False,
-        enable_segmentation=False,
+        refine_face_landmarks=args.refine_face_landmarks,
+        enable_segmentation=args.enable_segmentation,
     )
     construct_ms = (time.perf_counter() - t) * 1e3
     t = time.perf_counter()
@@ -287,7 +287,9 @@ def cmd_child(args):
 
     ts = np.array(times)
     row = {
-        "impl": f"mediapipe {mp.__version__} holistic (legacy solutions, model_complexity=1)",
+        "impl": f"mediapipe {mp.__version__} holistic (legacy solutions, model_complexity=1, "
+        f"refine_face_landmarks={args.refine_face_landmarks}, "
+        f"enable_segmentation={args.enable_segmentation})",
         "mode": args.mode,
         "static_image_mode": static,
         "photo": str(args.photo),
@@ -335,7 +337,9 @@ def cmd_bench(args):
                 args.fit,
                 "--mode",
                 mode,
-            ],
+            ]
+            + (["--refine-face-landmarks"] if args.refine_face_landmarks else [])
+            + (["--enable-segmentation"] if args.enable_segmentation else []),
             check=True,
             stdout=subprocess.PIPE,
             text=True,
@@ -367,6 +371,8 @@ def main():
         b.add_argument("--size", default="1280x720")
         b.add_argument("--runs", type=int, default=30)
         b.add_argument("--fit", choices=("letterbox", "cover"), default="letterbox")
+        b.add_argument("--refine-face-landmarks", action="store_true")
+        b.add_argument("--enable-segmentation", action="store_true")
         if name == "bench":
             b.add_argument("--json", type=pathlib.Path)
         else:

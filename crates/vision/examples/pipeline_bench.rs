@@ -7,7 +7,9 @@
 //!
 //! `PERCEPT_PARSER=learned|pose-guided` picks the parser (default learned).
 //! `PERCEPT_MAX_PEOPLE=N` and `PERCEPT_MODEL_COMPLEXITY=0|1` set holistic's options (defaults
-//! 10 and 1); holistic's `found` is the landmarks of everyone tracked.
+//! 10 and 1), `PERCEPT_REFINE_FACE=1` and `PERCEPT_SEGMENTATION=1` turn on
+//! `refine_face_landmarks` and `enable_segmentation`; holistic's `found` is the landmarks of
+//! everyone tracked.
 //! `PERCEPT_ENGINE=tract|ort|auto` picks the engine (default auto: ONNX Runtime when
 //! `scripts/fetch-ort` has put its library in `.ort/`).
 
@@ -81,6 +83,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 max_people: env("PERCEPT_MAX_PEOPLE").map_or(defaults.max_people, usize::from),
                 model_complexity: env("PERCEPT_MODEL_COMPLEXITY")
                     .unwrap_or(defaults.model_complexity),
+                refine_face_landmarks: env("PERCEPT_REFINE_FACE") == Some(1),
+                enable_segmentation: env("PERCEPT_SEGMENTATION") == Some(1),
                 ..defaults
             };
             Box::new(move || {

@@ -434,7 +434,8 @@ fn holistic_person(
 
 /// One photo-sized mask from every person's crop mask (the largest probability at each
 /// pixel), as MediaPipe's `segmentation_mask` scaled to 0–255. Each crop only touches the
-/// pixels its rotated rectangle covers.
+/// pixels its rotated rectangle covers, rows spread over the cores (a person filling a
+/// 1280×720 photo is ~0.9 M bilinear samples).
 fn person_mask(masks: &[&CropMask], width: u32, height: u32) -> GrayImage {
     let mut out = GrayImage::new(width, height);
     for mask in masks {
@@ -447,14 +448,22 @@ fn person_mask(masks: &[&CropMask], width: u32, height: u32) -> GrayImage {
         let Some(area) = PixelBox::around(corners, width, height) else {
             continue;
         };
-        for y in area.y..(area.y + area.height).min(height) {
-            for x in area.x..(area.x + area.width).min(width) {
-                let p = mask.sample(&inverse, x as f32 + 0.5, y as f32 + 0.5);
-                let value = (p.clamp(0.0, 1.0) * 255.0).round() as u8;
-                let pixel = out.get_pixel_mut(x, y);
-                pixel.0[0] = pixel.0[0].max(value);
-            }
-        }
+        let (x0, x1) = (area.x, (area.x + area.width).min(width));
+        out.par_chunks_mut(width as usize)
+            .enumerate()
+            .skip(area.y as usize)
+            .take(area.height as usize)
+            .for_each(|(y, row)| {
+                // Along a row the crop coordinates move by a constant step.
+                let (mut u, mut v) = inverse.apply(x0 as f32 + 0.5, y as f32 + 0.5);
+                let (du, dv) = (inverse.m[0][0], inverse.m[1][0]);
+                for pixel in row.iter_mut().take(x1 as usize).skip(x0 as usize) {
+                    let p = mask.at_crop(u, v);
+                    *pixel = (*pixel).max((p.clamp(0.0, 1.0) * 255.0).round() as u8);
+                    u += du;
+                    v += dv;
+                }
+            });
     }
     out
 }

@@ -87,6 +87,12 @@ impl CropMask {
     /// The probability at image pixel (`x`, `y`) (its centre), bilinear; 0 outside the crop.
     pub fn sample(&self, inverse: &Affine, x: f32, y: f32) -> f32 {
         let (u, v) = inverse.apply(x, y);
+        self.at_crop(u, v)
+    }
+
+    /// The probability at crop coordinates (`u`, `v`), bilinear between pixel centres; 0
+    /// outside the crop.
+    pub fn at_crop(&self, u: f32, v: f32) -> f32 {
         let (fx, fy) = (u - 0.5, v - 0.5);
         let (x0, y0) = (fx.floor(), fy.floor());
         let (tx, ty) = (fx - x0, fy - y0);
