@@ -207,7 +207,8 @@ pub struct Holistic {
     people: People,
     hands: HandTracker,
     face: FaceMesher,
-    iris: IrisFinder,
+    /// When its model is loaded (the parser builds on holistic without it).
+    iris: Option<IrisFinder>,
 }
 
 impl Holistic {
@@ -236,7 +237,10 @@ impl Holistic {
             people: People::new(models)?,
             hands: HandTracker::new(models)?,
             face: FaceMesher::new(models)?,
-            iris: IrisFinder::new(models)?,
+            iris: match models.get(IrisFinder::MODELS[0]) {
+                Ok(_) => Some(IrisFinder::new(models)?),
+                Err(_) => None,
+            },
         };
         holistic.hands.reserve_both()?;
         Ok(holistic)
@@ -300,7 +304,13 @@ impl Holistic {
 
     /// The mesh with both irises added (478 points); unchanged when no eye can be cropped.
     fn refine(&self, image: &RgbImage, mut mesh: FaceMesh) -> Result<Option<FaceMesh>> {
-        if let Some(irises) = self.iris.irises(image, &mesh.landmarks)? {
+        let iris = self.iris.as_ref().ok_or_else(|| {
+            VisionError::Output(format!(
+                "refine_face_landmarks needs {} loaded",
+                IrisFinder::MODELS[0]
+            ))
+        })?;
+        if let Some(irises) = iris.irises(image, &mesh.landmarks)? {
             mesh.landmarks.extend(irises);
         }
         Ok(Some(mesh))

@@ -35,4 +35,7 @@ pub use parse::{ParseOptions, ParseResult, Parsed, Parser, ParserChoice};
 pub use people::{People, Person, PixelBox, Seed};
 /// The model runtime, re-exported so callers load models without depending on it directly.
 pub use percept_infer::{self, InferError, Models};
-pub use pose::{CropMask, POSE_LANDMARK_NAMES, PersonDetection, Pose, PoseEstimator, PoseModel};
+pub use pose::{
+    CropMask, POSE_LANDMARK_NAMES, PersonDetection, Pose, PoseEstimator, PoseModel,
+    point as pose_point,
+};

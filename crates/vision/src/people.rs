@@ -9,6 +9,7 @@ use percept_infer::{Models, RotatedRect};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::pose::point as pt;
 use crate::{FastFaceDetector, Landmark, PersonDetection, Pose, PoseEstimator, PoseModel, Result};
 
 /// A box in image pixels.
@@ -168,7 +169,7 @@ impl People {
                 let size = b.width.max(b.height);
                 let centre = (b.x + b.width / 2.0, b.y + b.height / 2.0);
                 let explained = found.iter().any(|c| {
-                    let nose = c.pose.landmarks[0];
+                    let nose = c.pose.landmarks[pt::NOSE];
                     (nose.x - centre.0).hypot(nose.y - centre.1) < 0.8 * size
                 });
                 !explained && size >= 12.0
@@ -184,7 +185,7 @@ impl People {
         // but on none is a ghost stitched from two people.
         found.sort_by(|a, b| b.pose.score.total_cmp(&a.pose.score));
         let face_of = |c: &Person, reach: f32| -> Option<usize> {
-            let n = c.pose.landmarks[0];
+            let n = c.pose.landmarks[pt::NOSE];
             faces
                 .iter()
                 .enumerate()
@@ -200,9 +201,9 @@ impl People {
         let mut kept: Vec<Person> = Vec::new();
         let mut claimed: Vec<usize> = Vec::new();
         for c in found {
-            let n = c.pose.landmarks[0];
+            let n = c.pose.landmarks[pt::NOSE];
             let dup = kept.iter().any(|k| {
-                let m = k.pose.landmarks[0];
+                let m = k.pose.landmarks[pt::NOSE];
                 (n.x - m.x).hypot(n.y - m.y) < 0.5 * head_size(&k.pose.landmarks)
             });
             let own = face_of(&c, 0.8);
@@ -262,7 +263,7 @@ impl People {
                 .collect();
             // A pose found around the face is that face's person when its nose is on it.
             let of_face = |p: Pose| {
-                let nose = p.landmarks[0];
+                let nose = p.landmarks[pt::NOSE];
                 ((nose.x - centre.0).hypot(nose.y - centre.1) < 0.8 * size).then_some(Person {
                     pose: p,
                     seed: Seed::Face,
@@ -317,5 +318,7 @@ fn hide_faces(image: &RgbImage, faces: &[percept_infer::BBox], keep: usize) -> R
 /// hidden.
 pub(crate) fn head_size(lms: &[Landmark]) -> f32 {
     let d = |a: usize, b: usize| (lms[a].x - lms[b].x).hypot(lms[a].y - lms[b].y);
-    d(7, 8).max(2.2 * d(2, 5)).max(4.0)
+    d(pt::LEFT_EAR, pt::RIGHT_EAR)
+        .max(2.2 * d(pt::LEFT_EYE, pt::RIGHT_EYE))
+        .max(4.0)
 }

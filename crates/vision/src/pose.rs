@@ -46,6 +46,45 @@ pub const POSE_LANDMARK_NAMES: [&str; 33] = [
     "right_foot_index",
 ];
 
+/// The pose landmarks' indices by name (the person's own left and right), so code reads
+/// `point::LEFT_WRIST` rather than `15`.
+pub mod point {
+    #![allow(missing_docs)] // each name is its landmark's, as in `POSE_LANDMARK_NAMES`
+    pub const NOSE: usize = 0;
+    pub const LEFT_EYE_INNER: usize = 1;
+    pub const LEFT_EYE: usize = 2;
+    pub const LEFT_EYE_OUTER: usize = 3;
+    pub const RIGHT_EYE_INNER: usize = 4;
+    pub const RIGHT_EYE: usize = 5;
+    pub const RIGHT_EYE_OUTER: usize = 6;
+    pub const LEFT_EAR: usize = 7;
+    pub const RIGHT_EAR: usize = 8;
+    pub const MOUTH_LEFT: usize = 9;
+    pub const MOUTH_RIGHT: usize = 10;
+    pub const LEFT_SHOULDER: usize = 11;
+    pub const RIGHT_SHOULDER: usize = 12;
+    pub const LEFT_ELBOW: usize = 13;
+    pub const RIGHT_ELBOW: usize = 14;
+    pub const LEFT_WRIST: usize = 15;
+    pub const RIGHT_WRIST: usize = 16;
+    pub const LEFT_PINKY: usize = 17;
+    pub const RIGHT_PINKY: usize = 18;
+    pub const LEFT_INDEX: usize = 19;
+    pub const RIGHT_INDEX: usize = 20;
+    pub const LEFT_THUMB: usize = 21;
+    pub const RIGHT_THUMB: usize = 22;
+    pub const LEFT_HIP: usize = 23;
+    pub const RIGHT_HIP: usize = 24;
+    pub const LEFT_KNEE: usize = 25;
+    pub const RIGHT_KNEE: usize = 26;
+    pub const LEFT_ANKLE: usize = 27;
+    pub const RIGHT_ANKLE: usize = 28;
+    pub const LEFT_HEEL: usize = 29;
+    pub const RIGHT_HEEL: usize = 30;
+    pub const LEFT_FOOT_INDEX: usize = 31;
+    pub const RIGHT_FOOT_INDEX: usize = 32;
+}
+
 /// A person found by the pose detector: box and the two alignment points, image pixels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PersonDetection {
@@ -399,4 +438,51 @@ fn refine_from_heatmap(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_points_match_the_landmark_names() {
+        use super::point::*;
+        for (index, name) in [
+            (NOSE, "nose"),
+            (LEFT_EYE_INNER, "left_eye_inner"),
+            (LEFT_EYE, "left_eye"),
+            (LEFT_EYE_OUTER, "left_eye_outer"),
+            (RIGHT_EYE_INNER, "right_eye_inner"),
+            (RIGHT_EYE, "right_eye"),
+            (RIGHT_EYE_OUTER, "right_eye_outer"),
+            (LEFT_EAR, "left_ear"),
+            (RIGHT_EAR, "right_ear"),
+            (MOUTH_LEFT, "mouth_left"),
+            (MOUTH_RIGHT, "mouth_right"),
+            (LEFT_SHOULDER, "left_shoulder"),
+            (RIGHT_SHOULDER, "right_shoulder"),
+            (LEFT_ELBOW, "left_elbow"),
+            (RIGHT_ELBOW, "right_elbow"),
+            (LEFT_WRIST, "left_wrist"),
+            (RIGHT_WRIST, "right_wrist"),
+            (LEFT_PINKY, "left_pinky"),
+            (RIGHT_PINKY, "right_pinky"),
+            (LEFT_INDEX, "left_index"),
+            (RIGHT_INDEX, "right_index"),
+            (LEFT_THUMB, "left_thumb"),
+            (RIGHT_THUMB, "right_thumb"),
+            (LEFT_HIP, "left_hip"),
+            (RIGHT_HIP, "right_hip"),
+            (LEFT_KNEE, "left_knee"),
+            (RIGHT_KNEE, "right_knee"),
+            (LEFT_ANKLE, "left_ankle"),
+            (RIGHT_ANKLE, "right_ankle"),
+            (LEFT_HEEL, "left_heel"),
+            (RIGHT_HEEL, "right_heel"),
+            (LEFT_FOOT_INDEX, "left_foot_index"),
+            (RIGHT_FOOT_INDEX, "right_foot_index"),
+        ] {
+            assert_eq!(POSE_LANDMARK_NAMES[index], name);
+        }
+    }
 }

@@ -131,3 +131,13 @@ mod tests {
         }
     }
 }
+
+/// Face-mesh points by what they mark, where code picks one out.
+pub mod mesh_point {
+    /// The chin's lowest point.
+    pub const CHIN: usize = 152;
+    /// The face's edge at the person's right cheek (beside the ear).
+    pub const RIGHT_CHEEK_EDGE: usize = 234;
+    /// The face's edge at the person's left cheek.
+    pub const LEFT_CHEEK_EDGE: usize = 454;
+}

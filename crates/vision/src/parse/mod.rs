@@ -20,7 +20,8 @@ use serde::Serialize;
 
 pub use crate::people::PixelBox;
 use crate::people::head_size;
-use crate::topology::FACE_OVAL;
+use crate::pose::point as pt;
+use crate::topology::{FACE_OVAL, mesh_point};
 use crate::{
     CropMask, Holistic, HolisticOptions, Landmark, PersonLandmarks, PoseModel, Result, VisionError,
 };
@@ -403,9 +404,12 @@ fn build_body<'a>(
     let p = |i: usize| lms[i].xy();
     let ok = |i: usize| usable(&lms[i], w, h);
     let dist = |a: (f32, f32), b: (f32, f32)| (a.0 - b.0).hypot(a.1 - b.1);
-    let shoulders = dist(p(11), p(12));
+    let shoulders = dist(p(pt::LEFT_SHOULDER), p(pt::RIGHT_SHOULDER));
     let mid = |a: usize, b: usize| ((lms[a].x + lms[b].x) / 2.0, (lms[a].y + lms[b].y) / 2.0);
-    let torso_len = dist(mid(11, 12), mid(23, 24));
+    let torso_len = dist(
+        mid(pt::LEFT_SHOULDER, pt::RIGHT_SHOULDER),
+        mid(pt::LEFT_HIP, pt::RIGHT_HIP),
+    );
     let head = head_size(lms);
     let scale = shoulders.max(0.45 * torso_len).max(1.2 * head);
 
@@ -424,38 +428,153 @@ fn build_body<'a>(
             add(a, b, r, part, bones);
         }
     };
-    bone(11, 13, 0.22, Part::LeftArm, &mut bones);
-    bone(13, 15, 0.19, Part::LeftArm, &mut bones);
-    bone(12, 14, 0.22, Part::RightArm, &mut bones);
-    bone(14, 16, 0.19, Part::RightArm, &mut bones);
-    bone(15, 19, 0.2, Part::LeftHand, &mut bones);
-    bone(15, 17, 0.2, Part::LeftHand, &mut bones);
-    bone(16, 20, 0.2, Part::RightHand, &mut bones);
-    bone(16, 18, 0.2, Part::RightHand, &mut bones);
+    bone(
+        pt::LEFT_SHOULDER,
+        pt::LEFT_ELBOW,
+        0.22,
+        Part::LeftArm,
+        &mut bones,
+    );
+    bone(
+        pt::LEFT_ELBOW,
+        pt::LEFT_WRIST,
+        0.19,
+        Part::LeftArm,
+        &mut bones,
+    );
+    bone(
+        pt::RIGHT_SHOULDER,
+        pt::RIGHT_ELBOW,
+        0.22,
+        Part::RightArm,
+        &mut bones,
+    );
+    bone(
+        pt::RIGHT_ELBOW,
+        pt::RIGHT_WRIST,
+        0.19,
+        Part::RightArm,
+        &mut bones,
+    );
+    bone(
+        pt::LEFT_WRIST,
+        pt::LEFT_INDEX,
+        0.2,
+        Part::LeftHand,
+        &mut bones,
+    );
+    bone(
+        pt::LEFT_WRIST,
+        pt::LEFT_PINKY,
+        0.2,
+        Part::LeftHand,
+        &mut bones,
+    );
+    bone(
+        pt::RIGHT_WRIST,
+        pt::RIGHT_INDEX,
+        0.2,
+        Part::RightHand,
+        &mut bones,
+    );
+    bone(
+        pt::RIGHT_WRIST,
+        pt::RIGHT_PINKY,
+        0.2,
+        Part::RightHand,
+        &mut bones,
+    );
     // The lower body only when hips and knees are really in the photo: hidden legs still
     // come back "visible", and would be painted onto tables and neighbours. A knee below the
     // frame's bottom edge is a leg the photo cuts, not a hidden one.
     let knee_ok = |i: usize| ok(i) || (lms[i].presence.unwrap_or(1.0) > 0.5 && lms[i].y > h as f32);
-    let lower_ok = ok(23) && ok(24) && knee_ok(25) && knee_ok(26);
+    let lower_ok =
+        ok(pt::LEFT_HIP) && ok(pt::RIGHT_HIP) && knee_ok(pt::LEFT_KNEE) && knee_ok(pt::RIGHT_KNEE);
     if lower_ok {
         // `lower_ok` vouches for the hips and knees (a knee may lie below the frame).
-        add(23, 25, 0.3, Part::LeftLeg, &mut bones);
-        add(24, 26, 0.3, Part::RightLeg, &mut bones);
-        bone(25, 27, 0.24, Part::LeftLeg, &mut bones);
-        bone(26, 28, 0.24, Part::RightLeg, &mut bones);
-        bone(27, 29, 0.17, Part::LeftFoot, &mut bones);
-        bone(29, 31, 0.17, Part::LeftFoot, &mut bones);
-        bone(27, 31, 0.17, Part::LeftFoot, &mut bones);
-        bone(28, 30, 0.17, Part::RightFoot, &mut bones);
-        bone(30, 32, 0.17, Part::RightFoot, &mut bones);
-        bone(28, 32, 0.17, Part::RightFoot, &mut bones);
+        add(pt::LEFT_HIP, pt::LEFT_KNEE, 0.3, Part::LeftLeg, &mut bones);
+        add(
+            pt::RIGHT_HIP,
+            pt::RIGHT_KNEE,
+            0.3,
+            Part::RightLeg,
+            &mut bones,
+        );
+        bone(
+            pt::LEFT_KNEE,
+            pt::LEFT_ANKLE,
+            0.24,
+            Part::LeftLeg,
+            &mut bones,
+        );
+        bone(
+            pt::RIGHT_KNEE,
+            pt::RIGHT_ANKLE,
+            0.24,
+            Part::RightLeg,
+            &mut bones,
+        );
+        bone(
+            pt::LEFT_ANKLE,
+            pt::LEFT_HEEL,
+            0.17,
+            Part::LeftFoot,
+            &mut bones,
+        );
+        bone(
+            pt::LEFT_HEEL,
+            pt::LEFT_FOOT_INDEX,
+            0.17,
+            Part::LeftFoot,
+            &mut bones,
+        );
+        bone(
+            pt::LEFT_ANKLE,
+            pt::LEFT_FOOT_INDEX,
+            0.17,
+            Part::LeftFoot,
+            &mut bones,
+        );
+        bone(
+            pt::RIGHT_ANKLE,
+            pt::RIGHT_HEEL,
+            0.17,
+            Part::RightFoot,
+            &mut bones,
+        );
+        bone(
+            pt::RIGHT_HEEL,
+            pt::RIGHT_FOOT_INDEX,
+            0.17,
+            Part::RightFoot,
+            &mut bones,
+        );
+        bone(
+            pt::RIGHT_ANKLE,
+            pt::RIGHT_FOOT_INDEX,
+            0.17,
+            Part::RightFoot,
+            &mut bones,
+        );
     }
-    let torso = [11, 12, 24, 23]
-        .iter()
-        .all(|&i| lms[i].presence.unwrap_or(1.0) > 0.5)
-        .then(|| [p(11), p(12), p(24), p(23)]);
+    let torso = [
+        pt::LEFT_SHOULDER,
+        pt::RIGHT_SHOULDER,
+        pt::RIGHT_HIP,
+        pt::LEFT_HIP,
+    ]
+    .iter()
+    .all(|&i| lms[i].presence.unwrap_or(1.0) > 0.5)
+    .then(|| {
+        [
+            p(pt::LEFT_SHOULDER),
+            p(pt::RIGHT_SHOULDER),
+            p(pt::RIGHT_HIP),
+            p(pt::LEFT_HIP),
+        ]
+    });
     let hip_y = if torso.is_some() {
-        mid(23, 24).1
+        mid(pt::LEFT_HIP, pt::RIGHT_HIP).1
     } else {
         f32::INFINITY
     };
@@ -473,14 +592,14 @@ fn build_body<'a>(
                 x1 = x1.max(x);
                 y1 = y1.max(y);
             }
-            let chin = mesh.landmarks[152].y;
+            let chin = mesh.landmarks[mesh_point::CHIN].y;
             (
                 ((x0 + x1) / 2.0, (y0 + y1) / 2.0),
                 0.5 * (x1 - x0).max(y1 - y0),
                 chin,
             )
         }
-        _ => (p(0), 0.6 * head, lms[0].y + 0.45 * head),
+        _ => (p(pt::NOSE), 0.6 * head, lms[pt::NOSE].y + 0.45 * head),
     };
     let skin = person
         .face
@@ -519,7 +638,11 @@ fn build_body<'a>(
 /// Lab samples from the cheeks and forehead (mesh points away from eyes, brows and lips).
 fn skin_from_face(mesh: &[Landmark], lab: &LabImage) -> Option<SkinModel> {
     const CHEEKS_FOREHEAD: [usize; 10] = [50, 280, 101, 330, 151, 108, 337, 205, 425, 9];
-    let d = (mesh[234].x - mesh[454].x).hypot(mesh[234].y - mesh[454].y);
+    let (a, b) = (
+        &mesh[mesh_point::RIGHT_CHEEK_EDGE],
+        &mesh[mesh_point::LEFT_CHEEK_EDGE],
+    );
+    let d = (a.x - b.x).hypot(a.y - b.y);
     let r = (d * 0.04).clamp(1.0, 8.0) as i64;
     let mut samples = Vec::new();
     for &i in &CHEEKS_FOREHEAD {
@@ -546,11 +669,15 @@ fn lower_garment(
     scale: f32,
 ) -> u8 {
     let mid = |a: usize, b: usize| ((lms[a].x + lms[b].x) / 2.0, (lms[a].y + lms[b].y) / 2.0);
-    let knees_apart = (lms[25].x - lms[26].x).hypot(lms[25].y - lms[26].y);
+    let knees_apart = (lms[pt::LEFT_KNEE].x - lms[pt::RIGHT_KNEE].x)
+        .hypot(lms[pt::LEFT_KNEE].y - lms[pt::RIGHT_KNEE].y);
     if knees_apart < 0.35 * scale {
         return id::PANTS;
     }
-    let (hip, knee) = (mid(23, 24), mid(25, 26));
+    let (hip, knee) = (
+        mid(pt::LEFT_HIP, pt::RIGHT_HIP),
+        mid(pt::LEFT_KNEE, pt::RIGHT_KNEE),
+    );
     // Only samples inside the photo vote (the frame may cut the thighs).
     let (mut cloth, mut seen) = (0, 0);
     let n = 12;

@@ -12,6 +12,7 @@ use percept_infer::{Tensor, rgb_to_tensor};
 
 use super::geometry::{covered_box, polygon_distance, segment_distance};
 use super::labels::SegmentationModel;
+use crate::pose::point as pt;
 use crate::{Landmark, Result, VisionError};
 
 /// The manifest task of a per-person parsing network.
@@ -201,24 +202,24 @@ impl Skeleton {
     /// From the 33 pose landmarks: every bone between two joints the model says are there.
     pub(crate) fn new(lms: &[Landmark]) -> Self {
         const BONES: [(usize, usize); 18] = [
-            (0, 11),
-            (0, 12),
-            (11, 13),
-            (13, 15),
-            (15, 19),
-            (12, 14),
-            (14, 16),
-            (16, 20),
-            (23, 25),
-            (25, 27),
-            (27, 31),
-            (24, 26),
-            (26, 28),
-            (28, 32),
-            (11, 12),
-            (23, 24),
-            (11, 23),
-            (12, 24),
+            (pt::NOSE, pt::LEFT_SHOULDER),
+            (pt::NOSE, pt::RIGHT_SHOULDER),
+            (pt::LEFT_SHOULDER, pt::LEFT_ELBOW),
+            (pt::LEFT_ELBOW, pt::LEFT_WRIST),
+            (pt::LEFT_WRIST, pt::LEFT_INDEX),
+            (pt::RIGHT_SHOULDER, pt::RIGHT_ELBOW),
+            (pt::RIGHT_ELBOW, pt::RIGHT_WRIST),
+            (pt::RIGHT_WRIST, pt::RIGHT_INDEX),
+            (pt::LEFT_HIP, pt::LEFT_KNEE),
+            (pt::LEFT_KNEE, pt::LEFT_ANKLE),
+            (pt::LEFT_ANKLE, pt::LEFT_FOOT_INDEX),
+            (pt::RIGHT_HIP, pt::RIGHT_KNEE),
+            (pt::RIGHT_KNEE, pt::RIGHT_ANKLE),
+            (pt::RIGHT_ANKLE, pt::RIGHT_FOOT_INDEX),
+            (pt::LEFT_SHOULDER, pt::RIGHT_SHOULDER),
+            (pt::LEFT_HIP, pt::RIGHT_HIP),
+            (pt::LEFT_SHOULDER, pt::LEFT_HIP),
+            (pt::RIGHT_SHOULDER, pt::RIGHT_HIP),
         ];
         let there = |i: usize| lms.get(i).is_some_and(|l| l.presence.unwrap_or(1.0) > 0.5);
         let p = |i: usize| lms[i].xy();
@@ -227,8 +228,23 @@ impl Skeleton {
             .filter(|&&(a, b)| there(a) && there(b))
             .map(|&(a, b)| (p(a), p(b)))
             .collect();
-        let torso = (lms.len() > 24 && [11, 12, 24, 23].iter().all(|&i| there(i)))
-            .then(|| [p(11), p(12), p(24), p(23)]);
+        let torso = (lms.len() > pt::RIGHT_HIP
+            && [
+                pt::LEFT_SHOULDER,
+                pt::RIGHT_SHOULDER,
+                pt::RIGHT_HIP,
+                pt::LEFT_HIP,
+            ]
+            .iter()
+            .all(|&i| there(i)))
+        .then(|| {
+            [
+                p(pt::LEFT_SHOULDER),
+                p(pt::RIGHT_SHOULDER),
+                p(pt::RIGHT_HIP),
+                p(pt::LEFT_HIP),
+            ]
+        });
         let d = |a: usize, b: usize| {
             if lms.len() > a.max(b) {
                 (lms[a].x - lms[b].x).hypot(lms[a].y - lms[b].y)
@@ -236,7 +252,10 @@ impl Skeleton {
                 0.0
             }
         };
-        let scale = d(11, 12).max(0.5 * d(11, 23)).max(0.5 * d(12, 24)).max(4.0);
+        let scale = d(pt::LEFT_SHOULDER, pt::RIGHT_SHOULDER)
+            .max(0.5 * d(pt::LEFT_SHOULDER, pt::LEFT_HIP))
+            .max(0.5 * d(pt::RIGHT_SHOULDER, pt::RIGHT_HIP))
+            .max(4.0);
         Self {
             bones,
             torso,
