@@ -18,7 +18,7 @@ use crate::reply::cache_header;
 use crate::request::accept;
 use crate::runner::{Runner, Started};
 use crate::state::AppState;
-use crate::task::{Executed, Task};
+use crate::task::Task;
 
 /// The 202 answer to a submitted job.
 fn queued(id: &str, cache: CacheStatus) -> Response {
@@ -80,12 +80,8 @@ pub(crate) async fn submit_job(
 
 /// The job's one result as its stored JSON.
 async fn outcome(runner: &Runner, started: Started) -> Result<Value, ApiError> {
-    let (results, _) = runner.finish(started, None).await?;
-    results
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| Err(ApiError::internal("a job was never run")))
-        .map(Executed::into_json)
+    let (executed, _) = runner.finish_one(started, None).await?;
+    Ok(executed.into_json())
 }
 
 pub(crate) async fn job_route(

@@ -598,13 +598,8 @@ async fn load_and_run(
             tracing::warn!(%error, %id, "marking a job running failed");
         }
     }
-    let outcome = runner.finish(started, None).await.and_then(|(results, _)| {
-        results
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| Err(ApiError::internal("a job was never run")))
-    });
-    Ok(Some(outcome.map(crate::Executed::into_json)))
+    let outcome = runner.finish_one(started, None).await;
+    Ok(Some(outcome.map(|(executed, _)| executed.into_json())))
 }
 
 #[cfg(test)]

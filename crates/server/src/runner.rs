@@ -232,12 +232,22 @@ impl Runner {
             .start(task, vec![work], render, deadline, || {})
             .map_err(|e| self.pool_error(e))?;
         let cache = started.cache;
-        let (results, ran) = self.finish(started, Some(deadline)).await?;
+        let (executed, ran) = self.finish_one(started, Some(deadline)).await?;
+        Ok((executed, ran, cache))
+    }
+
+    /// [`Runner::finish`] for a run started with one image: that image's result.
+    pub(crate) async fn finish_one(
+        &self,
+        started: Started,
+        timeout: Option<Instant>,
+    ) -> Result<(Executed, Ran), ApiError> {
+        let (results, ran) = self.finish(started, timeout).await?;
         let executed = results
             .into_iter()
             .next()
             .unwrap_or_else(|| Err(ApiError::internal("a result was never run")))?;
-        Ok((executed, ran, cache))
+        Ok((executed, ran))
     }
 
     /// The cached result for `key`, counting the lookup; `None` when the cache is off or misses.
