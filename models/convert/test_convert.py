@@ -194,6 +194,26 @@ def test_manifest_io_matches_model(spec):
     assert outs == {o["name"]: o["shape"] for o in spec["outputs"]}
 
 
+@pytest.mark.parametrize("spec", [m for m in MANIFEST["model"] if "quantized" in m], ids=lambda m: m["name"])
+def test_quantized_file_matches_manifest_and_float_io(spec):
+    """[model.quantized]: the int8 file is there with its hash and the float model's input and outputs."""
+    q = spec["quantized"]
+    path = MODELS_DIR / q["file"]
+    assert path.is_file(), f"{q['file']} listed in manifest.toml is missing"
+    assert build_all.sha256_file(path) == q["sha256"], f"{q['file']}: sha256 differs from manifest"
+    assert path.stat().st_size == q["bytes"]
+    assert q["engines"] and set(q["engines"]) <= {"ort", "tract"}
+    assert "command" in q
+    m = onnx.load(str(path))
+    (inp,) = m.graph.input
+    dims = [d.dim_value if d.HasField("dim_value") else -1 for d in inp.type.tensor_type.shape.dim]
+    assert inp.name == spec["input"]["name"] and dims == spec["input"]["shape"]
+    outs = {o.name: [d.dim_value if d.HasField("dim_value") else -1 for d in o.type.tensor_type.shape.dim]
+            for o in m.graph.output}
+    assert outs == {o["name"]: o["shape"] for o in spec["outputs"]}
+    assert any(n.op_type == "DequantizeLinear" for n in m.graph.node)
+
+
 def test_ssd_anchor_counts_match_outputs():
     """num_boxes in each detector's ssd table equals the anchors its options generate."""
     for spec in MANIFEST["model"]:

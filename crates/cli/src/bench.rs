@@ -28,6 +28,10 @@ pub(crate) struct BenchArgs {
     /// ONNX Runtime threads per model run (with --task; the model timings always use 1).
     #[arg(long, env = "PERCEPT_INTRA_THREADS", default_value_t = 1)]
     pub(crate) intra_threads: usize,
+    /// Threads of a large model run alone (with --task; as `serve --idle-threads`: 0 = every
+    /// core, 1 = one core per run whatever the load).
+    #[arg(long, env = "PERCEPT_IDLE_THREADS", default_value_t = 0)]
+    pub(crate) idle_threads: usize,
     /// Comma-separated model names from the manifest [default: all].
     #[arg(long, value_delimiter = ',', conflicts_with = "task")]
     models: Vec<String>,
@@ -79,6 +83,7 @@ struct Row {
 fn engines(choice: Option<EngineChoice>) -> anyhow::Result<Vec<Arc<dyn Engine>>> {
     let options = EngineOptions {
         intra_threads: 1,
+        idle_threads: Some(1),
         max_sessions: Some(1),
         ..EngineOptions::default()
     };

@@ -87,6 +87,7 @@ pub(crate) fn bench_task(args: &BenchArgs, name: &str) -> anyhow::Result<()> {
         models_dir: args.models_dir.clone(),
         engine: args.engine.unwrap_or_default(),
         intra_threads: args.intra_threads,
+        idle_threads: args.idle_threads,
         ..Config::default()
     };
     config.validate()?;
@@ -116,6 +117,7 @@ pub(crate) fn bench_task(args: &BenchArgs, name: &str) -> anyhow::Result<()> {
             "options": args.options,
             "engine": engine,
             "intra_threads": config.intra_threads,
+            "idle_threads": config.idle_threads,
             "runs": args.runs,
             "warmup": args.warmup,
             "load_ms": load_ms,

@@ -113,6 +113,10 @@ pub(crate) struct CommonSettings {
     /// a single request's latency at some cost in throughput [default: 1].
     #[arg(long, env = "PERCEPT_INTRA_THREADS")]
     intra_threads: Option<usize>,
+    /// Threads of a large model run (CenterFace, the parser) that starts while no other run is
+    /// in flight, a lone request on an idle machine: 0 = every core, 1 = off [default: 0].
+    #[arg(long, env = "PERCEPT_IDLE_THREADS")]
+    idle_threads: Option<usize>,
 }
 
 /// Service settings: the common ones plus those only a server has (`run` and `batch` do not
@@ -183,7 +187,8 @@ impl CommonSettings {
             max_pixels,
             max_side,
             engine,
-            intra_threads
+            intra_threads,
+            idle_threads
         );
         if let Some(dir) = &self.models_dir {
             config.models_dir = Some(dir.clone());

@@ -26,6 +26,7 @@ fn load(
         // One session per worker lets every worker run the same model at once.
         max_sessions: Some(config.workers),
         intra_threads: config.intra_threads,
+        idle_threads: (config.idle_threads > 0).then_some(config.idle_threads),
         ..EngineOptions::default()
     };
     let manifest = percept_vision::percept_infer::Manifest::load(dir)

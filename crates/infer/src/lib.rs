@@ -32,7 +32,7 @@ mod select;
 mod tensor;
 mod tract;
 
-pub use self::ort::{OrtEngine, OrtSession};
+pub use self::ort::{OrtEngine, OrtSession, WIDE_ABOVE_VALUES};
 pub use affine::{Affine, Border, RotatedRect, crop_rotated, crop_rotated_with};
 pub use anchors::{Anchor, decode_ssd, sigmoid, ssd_anchors};
 pub use engine::{Engine, EngineKind, Session};

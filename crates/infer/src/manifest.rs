@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::engine::EngineKind;
 use crate::{InferError, Result};
 
 /// The whole manifest: every model and the ROI rules that chain them.
@@ -88,6 +89,32 @@ pub struct ModelSpec {
     /// For a `[[variant]]`: the model whose file it cuts down (its outputs are `outputs`).
     #[serde(skip)]
     pub variant_of: Option<String>,
+    /// `[model.quantized]`: an int8 file of the same network, loaded instead of `file` by the
+    /// engines it lists.
+    #[serde(default)]
+    pub quantized: Option<QuantizedSpec>,
+    /// Whether this spec describes the quantized file (set by [`ModelSpec::for_engine`]).
+    #[serde(skip)]
+    pub runs_quantized: bool,
+}
+
+/// `[model.quantized]`: the same network with int8 weights and activations (QDQ), same input
+/// and outputs. Engines differ in what int8 buys: ONNX Runtime runs its integer kernels (about
+/// 0.65× the float time for CenterFace), tract emulates the QDQ pairs in float (2× slower), so
+/// each engine listed loads it and the others keep the float file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct QuantizedSpec {
+    /// File name relative to the models directory.
+    pub file: String,
+    /// Lower-case hex sha256 of the file.
+    pub sha256: String,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// The command that rebuilds the file from the float one.
+    #[serde(default)]
+    pub command: Option<String>,
+    /// The engines that load it: `ort`, `tract`.
+    pub engines: Vec<String>,
 }
 
 /// `[model.segmentation]`: a semantic-segmentation network's output and label names.
@@ -108,6 +135,24 @@ fn default_seg_layout() -> Layout {
 }
 
 impl ModelSpec {
+    /// The spec of the file `engine` loads: the quantized file's name, hash and size when
+    /// `[model.quantized]` lists the engine, else this spec unchanged.
+    pub fn for_engine(&self, engine: EngineKind) -> ModelSpec {
+        let mut spec = self.clone();
+        let name = engine.to_string();
+        if let Some(q) = self
+            .quantized
+            .as_ref()
+            .filter(|q| q.engines.contains(&name))
+        {
+            spec.file.clone_from(&q.file);
+            spec.sha256.clone_from(&q.sha256);
+            spec.bytes = q.bytes;
+            spec.runs_quantized = true;
+        }
+        spec
+    }
+
     /// Index of the output called `name`.
     pub fn output_index(&self, name: &str) -> Result<usize> {
         self.outputs

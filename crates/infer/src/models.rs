@@ -93,7 +93,7 @@ impl Models {
             if verified.iter().any(|(spec, _)| spec.name == name) {
                 continue;
             }
-            let spec = manifest.model(name)?.clone();
+            let spec = manifest.model(name)?.for_engine(engine.kind());
             let path = verify_file(&dir, &spec)?;
             verified.push((spec, path));
         }
@@ -112,6 +112,7 @@ impl Models {
             tracing::info!(
                 model = %name,
                 engine = %engine.kind(),
+                int8 = model.spec.runs_quantized,
                 ms = start.elapsed().as_millis() as u64,
                 "model loaded and warmed"
             );

@@ -27,6 +27,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use ort::environment::Environment;
@@ -89,6 +90,13 @@ pub struct OrtEngine {
     env: Environment,
     dylib: PathBuf,
     intra_threads: usize,
+    /// Threads of a large run that starts while no other run is in flight (see
+    /// [`OrtEngine::with_idle_threads`]).
+    idle_threads: usize,
+    /// Runs in flight on any of this engine's sessions; clones share it.
+    busy: Arc<AtomicUsize>,
+    /// Runs that took the wide session so far; clones share it.
+    wide_runs: Arc<AtomicUsize>,
     max_sessions: usize,
     /// Shared by every session this engine builds: ONNX Runtime keys packed weights by their
     /// contents, so a `[[variant]]` and its model (the parser's and holistic's pose landmark
@@ -105,6 +113,7 @@ impl std::fmt::Debug for OrtEngine {
         f.debug_struct("OrtEngine")
             .field("dylib", &self.dylib)
             .field("intra_threads", &self.intra_threads)
+            .field("idle_threads", &self.idle_threads)
             .field("max_sessions", &self.max_sessions)
             .field("scratch", &self.scratch)
             .finish_non_exhaustive()
@@ -113,14 +122,19 @@ impl std::fmt::Debug for OrtEngine {
 
 impl OrtEngine {
     /// Opens ONNX Runtime from `dylib` (a `libonnxruntime.so`, version 1.31 or newer). One
-    /// intra-op thread per run; at most one session per core and model.
+    /// intra-op thread per run, every core for a large run alone; at most one session per core
+    /// and model.
     pub fn new(dylib: &Path) -> Result<Self> {
         let env = runtime(dylib)?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Self {
             env,
             dylib: dylib.to_path_buf(),
             intra_threads: 1,
-            max_sessions: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            idle_threads: cores,
+            busy: Arc::default(),
+            wide_runs: Arc::default(),
+            max_sessions: cores,
             weights: PrepackedWeights::new(),
             scratch: std::env::temp_dir(),
             staged: Arc::default(),
@@ -144,6 +158,18 @@ impl OrtEngine {
         self
     }
 
+    /// Threads for a run whose input has more than [`WIDE_ABOVE_VALUES`] values and that starts
+    /// while no other run of this engine is in flight (a lone request on an idle server):
+    /// the cores the workers would otherwise leave idle. 1 (or `intra_threads` or less) turns
+    /// it off. Each model that runs wide gets one more session of this width, built on its
+    /// first wide run. A run that starts during a wide run shares the cores with it until it
+    /// ends; nothing waits for a wide session.
+    #[must_use]
+    pub fn with_idle_threads(mut self, threads: usize) -> Self {
+        self.idle_threads = threads.max(1);
+        self
+    }
+
     /// Most sessions per model, i.e. how many runs of one model can proceed at once (at
     /// least 1). Set it to the number of workers.
     #[must_use]
@@ -160,6 +186,16 @@ impl OrtEngine {
     /// Threads per run.
     pub fn intra_threads(&self) -> usize {
         self.intra_threads
+    }
+
+    /// Threads of a large run alone (see [`OrtEngine::with_idle_threads`]).
+    pub fn idle_threads(&self) -> usize {
+        self.idle_threads
+    }
+
+    /// How many runs so far took every idle core.
+    pub fn wide_runs(&self) -> usize {
+        self.wide_runs.load(Ordering::Relaxed)
     }
 }
 
@@ -212,6 +248,11 @@ pub struct OrtSession {
     engine: OrtEngine,
     pool: Mutex<Pool>,
     returned: Condvar,
+    /// The session for runs alone ([`OrtEngine::with_idle_threads`]): `None` while in use or
+    /// before its first wide run.
+    wide: Mutex<Option<OrtRawSession>>,
+    /// Whether the wide session exists (in `wide` or out on a run).
+    wide_built: AtomicBool,
     source: Source,
 }
 
@@ -224,6 +265,7 @@ impl Drop for OrtSession {
             .unwrap_or_else(PoisonError::into_inner)
             .idle
             .clear();
+        *self.wide.get_mut().unwrap_or_else(PoisonError::into_inner) = None;
     }
 }
 
@@ -270,6 +312,8 @@ impl OrtSession {
                 created: 1,
             }),
             returned: Condvar::new(),
+            wide: Mutex::new(None),
+            wide_built: AtomicBool::new(false),
             source,
         };
         let first = match session.build() {
@@ -292,12 +336,16 @@ impl OrtSession {
     }
 
     fn build(&self) -> Result<OrtRawSession> {
+        self.build_with(self.engine.intra_threads)
+    }
+
+    fn build_with(&self, threads: usize) -> Result<OrtRawSession> {
         match &self.source {
             Source::Optimized(bytes) => {
                 // Already optimised for this machine; the keys make ONNX Runtime read the graph
                 // and the initializers from `bytes` instead of copying them (see `Source`).
                 self.engine
-                    .builder(self.name(), GraphOptimizationLevel::Disable)?
+                    .builder(self.name(), GraphOptimizationLevel::Disable, threads)?
                     .with_config_entry("session.use_ort_model_bytes_directly", "1")
                     .map_err(|e| engine_err(self.name(), e))?
                     .with_config_entry("session.use_ort_model_bytes_for_initializers", "1")
@@ -309,7 +357,7 @@ impl OrtSession {
             // kept: the files of holistic's models alone are ~38 MB, and extra sessions are rare.
             Source::Onnx(path) => self
                 .engine
-                .builder(self.name(), GraphOptimizationLevel::All)?
+                .builder(self.name(), GraphOptimizationLevel::All, threads)?
                 .commit_from_memory(&crate::graph::model_bytes(path, &self.spec, true)?)
                 .map_err(|e| engine_err(self.name(), e)),
         }
@@ -364,13 +412,18 @@ impl OrtSession {
 
 impl OrtEngine {
     /// A builder with what every session of this engine shares; `name` is for errors.
-    fn builder(&self, name: &str, level: GraphOptimizationLevel) -> Result<SessionBuilder> {
+    fn builder(
+        &self,
+        name: &str,
+        level: GraphOptimizationLevel,
+        threads: usize,
+    ) -> Result<SessionBuilder> {
         let err = |e: ort::Error<_>| engine_err(name, e);
         OrtRawSession::builder(&self.env)
             .map_err(|e| engine_err(name, e))?
             .with_optimization_level(level)
             .map_err(err)?
-            .with_intra_threads(self.intra_threads)
+            .with_intra_threads(threads)
             .map_err(err)?
             .with_inter_threads(1)
             .map_err(err)?
@@ -429,7 +482,11 @@ fn optimize_to_file(
     std::fs::write(&onnx, &bytes).map_err(|e| fallback(&format!("{}: {e}", onnx.display())))?;
     drop(bytes);
     let session = engine
-        .builder(&spec.name, GraphOptimizationLevel::All)
+        .builder(
+            &spec.name,
+            GraphOptimizationLevel::All,
+            engine.intra_threads,
+        )
         .map_err(|e| fallback(&e))?
         // Its warnings are noise at every start: that the saved model is specific to this
         // machine (it is only used here) and one line per unused initializer the optimiser drops
@@ -487,11 +544,6 @@ impl Session for OrtSession {
         };
         let value = TensorRef::from_array_view((input.shape(), input.data()))
             .map_err(|e| engine_err(self.name(), e))?;
-        let mut lease = self.checkout()?;
-        let session = lease
-            .session
-            .as_mut()
-            .ok_or_else(|| engine_err(self.name(), "no session in lease"))?;
         // The arena would otherwise keep the largest activations ever seen (CenterFace on a
         // 12 MP photo: 350–450 MB) for the life of the process, so a large input shrinks it after
         // its run. Small fixed-size inputs skip it: re-growing costs ~10 % of holistic's time.
@@ -504,12 +556,63 @@ impl Session for OrtSession {
         } else {
             None
         };
+        let busy = Busy::enter(&self.engine.busy);
+        let mut wide = if busy.alone && input.len() > WIDE_ABOVE_VALUES {
+            self.take_wide()?
+        } else {
+            None
+        };
+        let mut lease = match wide {
+            Some(_) => {
+                self.engine.wide_runs.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            None => Some(self.checkout()?),
+        };
+        let session = match (wide.as_mut(), lease.as_mut()) {
+            (Some(session), _) => session,
+            (None, Some(lease)) => lease
+                .session
+                .as_mut()
+                .ok_or_else(|| engine_err(self.name(), "no session in lease"))?,
+            (None, None) => return Err(engine_err(self.name(), "no session")),
+        };
         let outputs = match &shrink {
             Some(options) => session.run_with_options(ort::inputs![value], options),
             None => session.run(ort::inputs![value]),
+        };
+        let outputs = outputs.map_err(|e| engine_err(self.name(), e));
+        let result = outputs.and_then(|outputs| self.extract(&outputs));
+        if let Some(session) = wide {
+            *self.wide.lock().unwrap_or_else(PoisonError::into_inner) = Some(session);
         }
-        .map_err(|e| engine_err(self.name(), e))?;
-        // Graph order, as tract gives them.
+        drop(busy);
+        result
+    }
+
+    fn engine(&self) -> EngineKind {
+        EngineKind::Ort
+    }
+    fn reserve(&self, runs: usize) -> Result<()> {
+        let wanted = runs.min(self.engine.max_sessions);
+        loop {
+            {
+                let mut pool = self.lock();
+                if pool.created >= wanted {
+                    return Ok(());
+                }
+                pool.created += 1;
+            }
+            let session = self.build_counted()?;
+            self.lock().idle.push(session);
+            self.returned.notify_one();
+        }
+    }
+}
+
+impl OrtSession {
+    /// The outputs in graph order, as tract gives them.
+    fn extract(&self, outputs: &ort::session::SessionOutputs<'_>) -> Result<Vec<Tensor>> {
         outputs
             .values()
             .map(|value| {
@@ -526,23 +629,54 @@ impl Session for OrtSession {
             .collect()
     }
 
-    fn engine(&self) -> EngineKind {
-        EngineKind::Ort
-    }
-
-    fn reserve(&self, runs: usize) -> Result<()> {
-        let wanted = runs.min(self.engine.max_sessions);
-        loop {
-            {
-                let mut pool = self.lock();
-                if pool.created >= wanted {
-                    return Ok(());
-                }
-                pool.created += 1;
-            }
-            let session = self.build_counted()?;
-            self.lock().idle.push(session);
-            self.returned.notify_one();
+    /// The wide session when it is free, built on first use; `None` when another run holds it
+    /// or the engine has no more threads to give (the caller then takes a pooled session).
+    fn take_wide(&self) -> Result<Option<OrtRawSession>> {
+        let threads = self.engine.idle_threads;
+        if threads <= self.engine.intra_threads {
+            return Ok(None);
         }
+        let mut slot = self.wide.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(session) = slot.take() {
+            return Ok(Some(session));
+        }
+        // Built once: `built` stays true while the session is out, so a second lone run
+        // racing this one uses the pool instead of building another.
+        if self.wide_built.swap(true, Ordering::AcqRel) {
+            return Ok(None);
+        }
+        drop(slot);
+        let session = self
+            .build_with(threads)
+            .inspect_err(|_| self.wide_built.store(false, Ordering::Release))?;
+        tracing::debug!(model = %self.name(), threads, "wide ONNX Runtime session");
+        Ok(Some(session))
+    }
+}
+
+/// Inputs larger than this (CenterFace above ~320×320, the parser's 384×288 crop) run on every
+/// core when nothing else runs; smaller ones gain less than the threads' wake-ups cost.
+pub const WIDE_ABOVE_VALUES: usize = 300_000;
+
+/// One run in flight on an engine, counted while it lives.
+struct Busy<'a> {
+    count: &'a AtomicUsize,
+    /// No other run was in flight when this one started.
+    alone: bool,
+}
+
+impl<'a> Busy<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        let before = count.fetch_add(1, Ordering::AcqRel);
+        Self {
+            count,
+            alone: before == 0,
+        }
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::AcqRel);
     }
 }

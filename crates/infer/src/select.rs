@@ -140,6 +140,9 @@ pub struct EngineOptions {
     /// Threads one ONNX Runtime run may use (tract always uses one). Keep
     /// `intra_threads × workers ≤ cores`.
     pub intra_threads: usize,
+    /// Threads of a large ONNX Runtime run alone (see [`OrtEngine::with_idle_threads`]);
+    /// `None` = every core.
+    pub idle_threads: Option<usize>,
     /// ONNX Runtime sessions per model (runs of one model at once); `None` = one per core.
     pub max_sessions: Option<usize>,
     /// Where to find the ONNX Runtime library.
@@ -151,6 +154,7 @@ impl Default for EngineOptions {
     fn default() -> Self {
         Self {
             intra_threads: 1,
+            idle_threads: None,
             max_sessions: None,
             locator: OrtLocator::from_env(),
         }
@@ -166,6 +170,9 @@ fn ort_engine(options: &EngineOptions) -> Result<OrtEngine> {
             reason,
         })?;
     let mut engine = OrtEngine::new(&dylib)?.with_intra_threads(options.intra_threads);
+    if let Some(threads) = options.idle_threads {
+        engine = engine.with_idle_threads(threads);
+    }
     if let Some(sessions) = options.max_sessions {
         engine = engine.with_max_sessions(sessions);
     }
@@ -186,6 +193,7 @@ pub fn select_engine(choice: EngineChoice, options: &EngineOptions) -> Result<Ar
                 engine = "ort",
                 dylib = %engine.dylib().display(),
                 intra_threads = engine.intra_threads(),
+                idle_threads = engine.idle_threads(),
                 "engine: ONNX Runtime (asked for)"
             );
             Ok(Arc::new(engine))
@@ -196,6 +204,8 @@ pub fn select_engine(choice: EngineChoice, options: &EngineOptions) -> Result<Ar
                     engine = "ort",
                     dylib = %engine.dylib().display(),
                     intra_threads = engine.intra_threads(),
+                    idle_threads = engine.idle_threads(),
+                idle_threads = engine.idle_threads(),
                     "engine: ONNX Runtime (auto: library found and loaded)"
                 );
                 Ok(Arc::new(engine))

@@ -58,6 +58,11 @@ pub struct Config {
     /// workers already keep every core busy; `workers × intra_threads ≈ cores` trades
     /// throughput for the latency of a single request. tract always runs on one thread.
     pub intra_threads: usize,
+    /// Threads of a large ONNX Runtime run (CenterFace, the parser) that starts while no other
+    /// run is in flight, i.e. a lone request on an idle server: 0 (the default) = every core,
+    /// 1 = never more than `intra_threads`. Under load runs stay at `intra_threads`.
+    #[serde(default)]
+    pub idle_threads: usize,
 }
 
 /// A string that never appears in logs or `Debug` output.
@@ -111,6 +116,7 @@ impl Default for Config {
             models_dir: None,
             engine: EngineChoice::Auto,
             intra_threads: 1,
+            idle_threads: 0,
             redis_url: None,
             redis_queue_bytes: 1024 * 1024 * 1024,
             replica_id: None,
@@ -179,6 +185,9 @@ impl Config {
         }
         if self.intra_threads == 0 || self.intra_threads > 256 {
             return bad("intra_threads must be 1..=256");
+        }
+        if self.idle_threads > 256 {
+            return bad("idle_threads must be 0..=256");
         }
         if let Some(url) = &self.public_url {
             let rest = url

@@ -6,7 +6,9 @@
 use image::RgbImage;
 use percept_infer::{Detection, Models, nms};
 
-use crate::faces::{DetectOptions, Face, to_face};
+use percept_infer::RotatedRect;
+
+use crate::faces::{DetectOptions, Face, suppress_contained, to_face};
 use crate::landmarks::whole_image;
 use crate::runners::SsdDetector;
 use crate::{Result, VisionError};
@@ -35,15 +37,19 @@ impl FastFaceDetector {
     }
 
     /// Finds the faces in `image`, best first. Of `options` only `min_score` and `nms_iou`
-    /// apply: the photo is always letterboxed whole into the model's input (a plain bilinear
-    /// warp, as MediaPipe's `ImageToTensorCalculator` does), never tiled.
+    /// apply: the photo is letterboxed whole into the model's input (a plain bilinear warp, as
+    /// MediaPipe's `ImageToTensorCalculator` does), and a wide photo of 1280 px or more is
+    /// also run as the squares along its long side ([`square_passes`]).
     pub fn detect(&self, image: &RgbImage, options: &DetectOptions) -> Result<Vec<Face>> {
         options.validate()?;
         let (w, h) = image.dimensions();
-        // The detector's weighted NMS (MediaPipe's) has merged each face's anchors; the
-        // caller's IoU bar then applies as it does for CenterFace.
-        let dets = self.detections(image, options.min_score)?;
-        nms(dets, options.nms_iou)
+        // The detector's weighted NMS (MediaPipe's) has merged each face's anchors within a
+        // pass; the caller's IoU bar then applies across passes as it does for CenterFace.
+        let mut dets = self.detections(image, options.min_score)?;
+        for roi in square_passes(w, h) {
+            dets.extend(self.detector.detect_in(image, &roi, options.min_score)?);
+        }
+        suppress_contained(nms(dets, options.nms_iou))
             .into_iter()
             .map(|d| to_five_points(d).map(|d| to_face(forehead_to_chin(d), w, h)))
             .collect()
@@ -61,6 +67,50 @@ impl FastFaceDetector {
         self.detector
             .detect_in(image, &whole_image(w, h), min_score)
     }
+}
+
+/// Photos at least this long get the square passes.
+const SQUARES_FROM_SIDE: u32 = 1280;
+/// ... when their long side is at least this many times their short one, and at most
+/// [`SQUARES_TO_ASPECT`] times (a panorama would need a square per short side).
+const SQUARES_FROM_ASPECT: f32 = 1.25;
+const SQUARES_TO_ASPECT: f32 = 8.0;
+
+/// Squares of the photo's short side along its long side, overlapping evenly, for a wide photo
+/// of [`SQUARES_FROM_SIDE`] px or more. Letterboxed whole, a 16:9 photo fills only 56 % of the
+/// model's 192×192 input, so its faces are 0.56× the size they are in a square crop; on the
+/// 1080p copies of the test photos that lost a 170 px face in `group4_hands` that MediaPipe,
+/// resampling differently, kept at 0.7 (BENCHMARKS.md, "Face anonymisation end to end"). Each
+/// square costs one more 192×192 run (~4 ms); below 1280 px the photo's decode and encode are
+/// too cheap to hide them.
+fn square_passes(width: u32, height: u32) -> Vec<RotatedRect> {
+    let (long, short) = (width.max(height), width.min(height));
+    let aspect = long as f32 / short.max(1) as f32;
+    if long < SQUARES_FROM_SIDE
+        || short == 0
+        || !(SQUARES_FROM_ASPECT..=SQUARES_TO_ASPECT).contains(&aspect)
+    {
+        return Vec::new();
+    }
+    let n = long.div_ceil(short).max(2);
+    let step = (long - short) as f32 / (n - 1) as f32;
+    (0..n)
+        .map(|i| {
+            let along = short as f32 / 2.0 + i as f32 * step;
+            let (cx, cy) = if width >= height {
+                (along, height as f32 / 2.0)
+            } else {
+                (width as f32 / 2.0, along)
+            };
+            RotatedRect {
+                cx,
+                cy,
+                width: short as f32,
+                height: short as f32,
+                rotation: 0.0,
+            }
+        })
+        .collect()
 }
 
 /// BlazeFace's square box runs from the brows to the chin; CenterFace's, like the hand-drawn
@@ -99,6 +149,27 @@ fn to_five_points(mut d: Detection) -> Result<Detection> {
 mod tests {
     use super::*;
     use percept_infer::BBox;
+
+    #[test]
+    fn wide_photos_get_squares_along_their_long_side() {
+        assert!(square_passes(640, 480).is_empty());
+        assert!(square_passes(1280, 1100).is_empty());
+        assert!(square_passes(0, 2000).is_empty());
+        assert!(square_passes(12000, 300).is_empty());
+        for (w, h) in [(1920, 1080), (4000, 3000), (1080, 1920), (6000, 1000)] {
+            let squares = square_passes(w, h);
+            let (long, short) = (w.max(h) as f32, w.min(h) as f32);
+            assert!(squares.len() >= 2, "{w}x{h}");
+            // From one end to the other, each the short side, inside the photo.
+            let along = |r: &RotatedRect| if w >= h { r.cx } else { r.cy };
+            assert_eq!(along(&squares[0]), short / 2.0);
+            assert!((along(squares.last().unwrap()) - (long - short / 2.0)).abs() < 1e-3);
+            for r in &squares {
+                assert_eq!((r.width, r.height), (short, short));
+            }
+        }
+        assert_eq!(square_passes(1920, 1080).len(), 2);
+    }
 
     #[test]
     fn the_box_grows_up_towards_the_hairline() {

@@ -69,9 +69,15 @@ pub struct DetectOptions {
     /// 32, 128..=2048); it is also the side of the whole-photo pass that finds big faces when
     /// a photo is tiled.
     pub max_single_side: u32,
-    /// Smaller photos are upscaled to this long side first, since CenterFace's smallest
-    /// reliable face is ~10 px at the input (0 disables; at most `max_single_side`).
+    /// Smaller photos are upscaled towards this long side first, by at most `max_upscale`
+    /// (0 disables; at most `max_single_side`).
     pub min_side: u32,
+    /// The most a small photo is upscaled, [1, 8]. CenterFace finds faces of ~20 px and more
+    /// at its input reliably (the 10-16 px faces of the test photos' 112 px copies: 17 of 19 at
+    /// 1×); 2× brings a 12 px face there. More does not find more and costs the square: an
+    /// upscaled face too large for the network is missed instead (the 112 px copies upscaled to
+    /// 640, 5.7×: 18 of 19; at 1.5-3×: 19 of 19; `bench/peers/face_e2e.py`, BENCHMARKS.md).
+    pub max_upscale: f32,
     /// Larger photos are scaled to this long side (never up): faces down to ~10 px at that
     /// scale are found, so raising it finds smaller faces in big photos at quadratic cost
     /// (`max_single_side`..=8192).
@@ -88,6 +94,7 @@ impl Default for DetectOptions {
             nms_iou: 0.3,
             max_single_side: 1280,
             min_side: 640,
+            max_upscale: 2.0,
             // A 4000×3000 photo runs at 1600×1200: faces from ~25 px, in one pass (BENCHMARKS.md,
             // "Face anonymisation end to end", measures this against 2560).
             max_detail_side: 1600,
@@ -122,6 +129,12 @@ impl DetectOptions {
                 self.min_side, self.max_single_side
             ));
         }
+        if !(1.0..=8.0).contains(&self.max_upscale) {
+            return bad(format!(
+                "max_upscale must be in [1, 8], got {}",
+                self.max_upscale
+            ));
+        }
         if self.max_detail_side < self.max_single_side || self.max_detail_side > 8192 {
             return bad(format!(
                 "max_detail_side must be in {}..=8192, got {}",
@@ -148,28 +161,52 @@ struct Pass {
     scale: f32,
 }
 
+impl Pass {
+    fn whole(width: u32, height: u32, scale: f32) -> Self {
+        Self {
+            x: 0,
+            y: 0,
+            width,
+            height,
+            scale,
+        }
+    }
+}
+
 /// The passes that cover a `width` × `height` photo.
 fn plan_passes(width: u32, height: u32, o: &DetectOptions) -> Vec<Pass> {
     let long = width.max(height) as f32;
-    let whole = |scale: f32| Pass {
-        x: 0,
-        y: 0,
-        width,
-        height,
-        scale,
-    };
-    if long <= o.max_single_side as f32 {
-        let scale = if o.min_side > 0 && long < o.min_side as f32 {
-            o.min_side as f32 / long
+    let whole = |scale: f32| Pass::whole(width, height, scale);
+    let scale = if long <= o.max_single_side as f32 {
+        if o.min_side > 0 && long < o.min_side as f32 {
+            (o.min_side as f32 / long).min(o.max_upscale)
         } else {
             1.0
-        };
-        return vec![whole(scale)];
+        }
+    } else {
+        (o.max_detail_side as f32 / long).min(1.0)
+    };
+    let mut passes = if long * scale <= o.tile as f32 {
+        vec![whole(scale)]
+    } else {
+        tiled(width, height, scale, o)
+    };
+    // Big faces: at the detail scale a face filling much of a large photo is several hundred
+    // pixels at CenterFace's input, where it scores lowest (the int8 model missed the 1080p
+    // copy of `person_hopper`, a 650 px face cut by the crop, that the float one found at
+    // 0.7); a pass at `min_side` sees it at a size the network knows, for a quarter or less of
+    // the detail pass's cost.
+    if o.min_side > 0 && long * scale >= 2.0 * o.min_side as f32 {
+        passes.push(whole(o.min_side as f32 / long));
     }
-    let scale = (o.max_detail_side as f32 / long).min(1.0);
-    if long * scale <= o.tile as f32 {
-        return vec![whole(scale)];
-    }
+    passes
+}
+
+/// A downscaled whole-photo pass and the tiles at `scale` that cover a photo too large for one
+/// pass.
+fn tiled(width: u32, height: u32, scale: f32, o: &DetectOptions) -> Vec<Pass> {
+    let long = width.max(height) as f32;
+    let whole = |scale: f32| Pass::whole(width, height, scale);
     // Big faces may span tiles, so a downscaled whole-photo pass finds them; the tiles then find
     // the small faces that downscaling would erase.
     let mut passes = vec![whole(o.max_single_side as f32 / long)];
@@ -346,7 +383,7 @@ impl FaceDetector {
 
 /// Drops a box mostly inside a better one: tiles see a face cut at their edge as a smaller,
 /// weaker box that IoU-based NMS keeps.
-fn suppress_contained(dets: Vec<Detection>) -> Vec<Detection> {
+pub(crate) fn suppress_contained(dets: Vec<Detection>) -> Vec<Detection> {
     let mut kept: Vec<Detection> = Vec::new();
     for d in dets {
         let inside = kept.iter().any(|k| {
@@ -390,9 +427,11 @@ mod tests {
     fn small_and_medium_photos_are_one_pass() {
         let o = DetectOptions::default();
         let cases = [
-            ((256, 205), 2.5),
+            ((256, 205), 2.0),
+            ((112, 112), 2.0),
+            ((400, 300), 1.6),
             ((640, 480), 1.0),
-            ((1280, 720), 1.0),
+            ((1024, 683), 1.0),
             ((512, 600), 640.0 / 600.0),
         ];
         for ((w, h), scale) in cases {
@@ -405,12 +444,22 @@ mod tests {
     #[test]
     fn large_photos_run_whole_at_the_detail_side() {
         let o = DetectOptions::default();
-        for ((w, h), scale) in [((4000, 3000), 0.4), ((1920, 1080), 1600.0 / 1920.0)] {
+        for ((w, h), scale) in [
+            ((4000, 3000), 0.4),
+            ((1920, 1080), 1600.0 / 1920.0),
+            ((1280, 960), 1.0),
+        ] {
             let p = plan_passes(w, h, &o);
-            assert_eq!(p.len(), 1, "{w}x{h}");
+            // The detail pass, then the coarse one for big faces.
+            assert_eq!(p.len(), 2, "{w}x{h}");
             assert_eq!((p[0].width, p[0].height), (w, h));
             assert!((p[0].scale - scale).abs() < 1e-6, "{w}x{h}");
+            assert_eq!((p[1].width, p[1].height), (w, h));
+            let coarse = 640.0 / w.max(h) as f32;
+            assert!((p[1].scale - coarse).abs() < 1e-6, "{w}x{h}");
         }
+        // Below twice `min_side` the detail pass sees big faces at a size it knows.
+        assert_eq!(plan_passes(1024, 683, &o).len(), 1);
     }
 
     #[test]
@@ -468,6 +517,14 @@ mod tests {
             },
             DetectOptions {
                 max_detail_side: 9000,
+                ..Default::default()
+            },
+            DetectOptions {
+                max_upscale: 0.5,
+                ..Default::default()
+            },
+            DetectOptions {
+                max_upscale: f32::NAN,
                 ..Default::default()
             },
         ];

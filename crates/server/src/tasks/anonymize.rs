@@ -51,7 +51,7 @@ pub(crate) const OPTIONS: &[OptionDoc] = &[
         name: "detector",
         kind: "string",
         default: "accurate",
-        description: "accurate (CenterFace at a resolution chosen from the photo: small and far faces too) or fast (BlazeFace full range, one 192×192 pass: MediaPipe's detector; misses faces below ~2 % of the photo's long side; one mouth point).",
+        description: "accurate (CenterFace at a resolution chosen from the photo: small and far faces too) or fast (BlazeFace full range, MediaPipe's detector: one 192×192 pass of the whole photo, plus one per square along a wide photo's long side from 1280 px; misses faces below ~2 % of the photo's long side; one mouth point).",
         choices: DETECTORS,
     },
     OptionDoc {
