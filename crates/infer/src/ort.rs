@@ -161,8 +161,8 @@ impl OrtEngine {
     /// Threads for a run whose input has more than [`WIDE_ABOVE_VALUES`] values and that starts
     /// while no other run of this engine is in flight (a lone request on an idle server):
     /// the cores the workers would otherwise leave idle. 1 (or `intra_threads` or less) turns
-    /// it off. Each model that runs wide gets one more session of this width, built on its
-    /// first wide run. A run that starts during a wide run shares the cores with it until it
+    /// it off. Each model whose input can be that large gets one more session of this width,
+    /// built at load. A run that starts during a wide run shares the cores with it until it
     /// ends; nothing waits for a wide session.
     #[must_use]
     pub fn with_idle_threads(mut self, threads: usize) -> Self {
@@ -248,8 +248,8 @@ pub struct OrtSession {
     engine: OrtEngine,
     pool: Mutex<Pool>,
     returned: Condvar,
-    /// The session for runs alone ([`OrtEngine::with_idle_threads`]): `None` while in use or
-    /// before its first wide run.
+    /// The session for runs alone ([`OrtEngine::with_idle_threads`]): `None` while in use, or
+    /// for a model whose runs are never wide.
     wide: Mutex<Option<OrtRawSession>>,
     /// Whether the wide session exists (in `wide` or out on a run).
     wide_built: AtomicBool,
@@ -332,7 +332,32 @@ impl OrtSession {
             Err(error) => return Err(error),
         };
         session.lock().idle.push(first);
+        session.prepare_wide();
         Ok(session)
+    }
+
+    /// Builds the wide session now for a model whose runs can be wide (a dynamic input, or a
+    /// fixed one above [`WIDE_ABOVE_VALUES`]), so the first lone request does not pay for it. A
+    /// failure only costs the wide runs: the model then always runs on its pooled sessions.
+    fn prepare_wide(&self) {
+        let threads = self.engine.idle_threads;
+        let shape = &self.spec.input.shape;
+        let values = shape.iter().try_fold(1usize, |n, &d| {
+            usize::try_from(d).ok().map(|d| n.saturating_mul(d))
+        });
+        let may_be_wide = values.is_none_or(|n| n > WIDE_ABOVE_VALUES);
+        if threads <= self.engine.intra_threads || !may_be_wide {
+            return;
+        }
+        self.wide_built.store(true, Ordering::Release);
+        match self.build_with(threads) {
+            Ok(wide) => *self.wide.lock().unwrap_or_else(PoisonError::into_inner) = Some(wide),
+            Err(error) => tracing::warn!(
+                model = %self.name(),
+                %error,
+                "no wide session: runs alone stay on one thread"
+            ),
+        }
     }
 
     fn build(&self) -> Result<OrtRawSession> {
@@ -583,6 +608,9 @@ impl Session for OrtSession {
         };
         let outputs = outputs.map_err(|e| engine_err(self.name(), e));
         let result = outputs.and_then(|outputs| self.extract(&outputs));
+        // Back for the next lone run. Had the run panicked, the session would be dropped with
+        // this frame and `wide_built` would stay set: later lone runs then take the pool's
+        // one-thread sessions instead of building on whatever state the panic left.
         if let Some(session) = wide {
             *self.wide.lock().unwrap_or_else(PoisonError::into_inner) = Some(session);
         }
