@@ -27,7 +27,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use ort::environment::Environment;
@@ -248,11 +248,9 @@ pub struct OrtSession {
     engine: OrtEngine,
     pool: Mutex<Pool>,
     returned: Condvar,
-    /// The session for runs alone ([`OrtEngine::with_idle_threads`]): `None` while in use, or
-    /// for a model whose runs are never wide.
+    /// The session for runs alone ([`OrtEngine::with_idle_threads`]), built at load: `None`
+    /// while in use, or for a model whose runs are never wide.
     wide: Mutex<Option<OrtRawSession>>,
-    /// Whether the wide session exists (in `wide` or out on a run).
-    wide_built: AtomicBool,
     source: Source,
 }
 
@@ -313,7 +311,6 @@ impl OrtSession {
             }),
             returned: Condvar::new(),
             wide: Mutex::new(None),
-            wide_built: AtomicBool::new(false),
             source,
         };
         let first = match session.build() {
@@ -349,7 +346,6 @@ impl OrtSession {
         if threads <= self.engine.intra_threads || !may_be_wide {
             return;
         }
-        self.wide_built.store(true, Ordering::Release);
         match self.build_with(threads) {
             Ok(wide) => *self.wide.lock().unwrap_or_else(PoisonError::into_inner) = Some(wide),
             Err(error) => tracing::warn!(
@@ -583,24 +579,26 @@ impl Session for OrtSession {
         };
         let busy = Busy::enter(&self.engine.busy);
         let mut wide = if busy.alone && input.len() > WIDE_ABOVE_VALUES {
-            self.take_wide()?
+            self.wide
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
         } else {
             None
         };
-        let mut lease = match wide {
-            Some(_) => {
+        let mut lease;
+        let session = match wide.as_mut() {
+            Some(session) => {
                 self.engine.wide_runs.fetch_add(1, Ordering::Relaxed);
-                None
+                session
             }
-            None => Some(self.checkout()?),
-        };
-        let session = match (wide.as_mut(), lease.as_mut()) {
-            (Some(session), _) => session,
-            (None, Some(lease)) => lease
-                .session
-                .as_mut()
-                .ok_or_else(|| engine_err(self.name(), "no session in lease"))?,
-            (None, None) => return Err(engine_err(self.name(), "no session")),
+            None => {
+                lease = self.checkout()?;
+                lease
+                    .session
+                    .as_mut()
+                    .ok_or_else(|| engine_err(self.name(), "no session in lease"))?
+            }
         };
         let outputs = match &shrink {
             Some(options) => session.run_with_options(ort::inputs![value], options),
@@ -609,8 +607,7 @@ impl Session for OrtSession {
         let outputs = outputs.map_err(|e| engine_err(self.name(), e));
         let result = outputs.and_then(|outputs| self.extract(&outputs));
         // Back for the next lone run. Had the run panicked, the session would be dropped with
-        // this frame and `wide_built` would stay set: later lone runs then take the pool's
-        // one-thread sessions instead of building on whatever state the panic left.
+        // this frame: later lone runs then take the pool's one-thread sessions.
         if let Some(session) = wide {
             *self.wide.lock().unwrap_or_else(PoisonError::into_inner) = Some(session);
         }
@@ -655,30 +652,6 @@ impl OrtSession {
                 Tensor::new(shape, data.to_vec())
             })
             .collect()
-    }
-
-    /// The wide session when it is free, built on first use; `None` when another run holds it
-    /// or the engine has no more threads to give (the caller then takes a pooled session).
-    fn take_wide(&self) -> Result<Option<OrtRawSession>> {
-        let threads = self.engine.idle_threads;
-        if threads <= self.engine.intra_threads {
-            return Ok(None);
-        }
-        let mut slot = self.wide.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(session) = slot.take() {
-            return Ok(Some(session));
-        }
-        // Built once: `built` stays true while the session is out, so a second lone run
-        // racing this one uses the pool instead of building another.
-        if self.wide_built.swap(true, Ordering::AcqRel) {
-            return Ok(None);
-        }
-        drop(slot);
-        let session = self
-            .build_with(threads)
-            .inspect_err(|_| self.wide_built.store(false, Ordering::Release))?;
-        tracing::debug!(model = %self.name(), threads, "wide ONNX Runtime session");
-        Ok(Some(session))
     }
 }
 
