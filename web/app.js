@@ -25,40 +25,12 @@ const KEEP_CARDS = 10;
 // The object URLs each card holds (photo, result, downloads), revoked when it goes.
 const cardUrls = new WeakMap();
 
-const NUMBER = String.raw`-?\d+(?:\.\d+)?`;
-const RANGE_PATTERNS = [
-  // [0.05, 1] · (0, 200] · [0, 1): brackets are inclusive, parentheses exclusive.
-  { re: new RegExp(String.raw`([\[(])\s*(${NUMBER})\s*,\s*(${NUMBER})\s*([\])])`), read: (m) => ({
-    min: Number(m[2]), max: Number(m[3]), minExclusive: m[1] === '(', maxExclusive: m[4] === ')',
-  }) },
-  // 1..=20 (Rust's inclusive range)
-  { re: new RegExp(String.raw`(${NUMBER})\s*\.\.=\s*(${NUMBER})`), read: (m) => ({
-    min: Number(m[1]), max: Number(m[2]), minExclusive: false, maxExclusive: false,
-  }) },
-  // 1–100 (an en dash between two numbers)
-  { re: new RegExp(String.raw`(${NUMBER})\s*\u2013\s*(${NUMBER})`), read: (m) => ({
-    min: Number(m[1]), max: Number(m[2]), minExclusive: false, maxExclusive: false,
-  }) },
-];
-
-// The valid range an option's description states (the first one in it), or null.
-function rangeOf(description) {
-  let best = null;
-  for (const { re, read } of RANGE_PATTERNS) {
-    const m = re.exec(description || '');
-    if (m && (!best || m.index < best.index)) best = { index: m.index, range: read(m) };
-  }
-  return best ? best.range : null;
-}
-
-// Exclusive bounds have no HTML attribute: check them by hand.
+// An exclusive lower bound has no HTML attribute: check it by hand.
 function checkRange(input) {
   const value = input.value === '' ? null : Number(input.value);
   let message = '';
   if (value !== null && input.dataset.minExclusive === 'true' && value <= Number(input.min)) {
     message = `Must be more than ${input.min}.`;
-  } else if (value !== null && input.dataset.maxExclusive === 'true' && value >= Number(input.max)) {
-    message = `Must be less than ${input.max}.`;
   }
   input.setCustomValidity(message);
 }
@@ -166,12 +138,11 @@ function renderOptions() {
         if (option.kind === 'number' || option.kind === 'integer') {
           input.type = 'number';
           input.step = option.kind === 'integer' ? '1' : 'any';
-          const range = rangeOf(option.description);
-          if (range) {
-            input.min = String(range.min);
-            input.max = String(range.max);
-            input.dataset.minExclusive = String(range.minExclusive);
-            input.dataset.maxExclusive = String(range.maxExclusive);
+          // The bounds the server validates with, from the option's table entry.
+          if (typeof option.minimum === 'number' && typeof option.maximum === 'number') {
+            input.min = String(option.minimum);
+            input.max = String(option.maximum);
+            input.dataset.minExclusive = String(option.exclusive_minimum === true);
             input.addEventListener('input', () => checkRange(input));
           }
         }

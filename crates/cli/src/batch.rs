@@ -128,7 +128,7 @@ fn batch_inner(args: &BatchArgs) -> Result<ExitCode, RunError> {
         .map_err(|e| RunError::Io(format!("{e:#}")))?;
     let (task, options) = args.common.task_and_options(&args.task, &config)?;
     // Validate the options once up front, so a typo fails before any image is read.
-    drop(task.prepare(options.clone()).map_err(RunError::Api)?);
+    drop(task.prepare(options.clone())?);
     let files = list_images(&args.input, args.recursive)
         .map_err(|e| RunError::Io(format!("cannot list {}: {e}", args.input.display())))?;
     if let Some(output) = &args.output {

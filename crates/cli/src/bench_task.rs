@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use percept_core::OutputFormat;
-use percept_server::{Config, Options, Render, execute};
+use percept_server::Config;
+use percept_tasks::{Options, Render, execute};
 use serde_json::{Value, json};
 
 use crate::bench::{BenchArgs, percentile};
@@ -23,7 +24,7 @@ struct Timed {
 }
 
 fn time_photo(
-    task: &dyn percept_server::Task,
+    task: &dyn percept_tasks::Task,
     options: &Options,
     path: &Path,
     config: &Config,
@@ -44,11 +45,10 @@ fn time_photo(
         // Preparing (option parsing) is not part of the pipeline being compared.
         let job = task
             .prepare(options.clone())
-            .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))?;
+            .map_err(|e| anyhow::anyhow!("{}: {e}", e.code()))?;
         let start = Instant::now();
-        let executed = execute(job, &bytes, &limits, render).map_err(|e| {
-            anyhow::anyhow!("{}: {}: {}", path.display(), e.code.as_str(), e.message)
-        })?;
+        let executed = execute(job, &bytes, &limits, render)
+            .map_err(|e| anyhow::anyhow!("{}: {}: {e}", path.display(), e.code()))?;
         let elapsed = start.elapsed().as_secs_f64() * 1e3;
         if run < args.warmup {
             continue;

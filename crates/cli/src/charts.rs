@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::records::{Record, Sample};
@@ -17,7 +18,7 @@ fn status_colour(status: u16) -> RGBColor {
     }
 }
 
-/// Writes latency.svg, throughput.svg and resources.svg into `out`.
+/// Writes latency.svg, throughput.svg, tasks.svg and resources.svg into `out`.
 pub(crate) fn draw(out: &Path, records: &[Record], samples: &[Sample], seconds: f64) -> Result<()> {
     let x_max = seconds.max(1.0);
     {
@@ -107,6 +108,7 @@ pub(crate) fn draw(out: &Path, records: &[Record], samples: &[Sample], seconds: 
             .draw()?;
         root.present()?;
     }
+    per_task(&out.join("tasks.svg"), records, x_max)?;
     {
         let path = out.join("resources.svg");
         let root = SVGBackend::new(&path, (960, 640)).into_drawing_area();
@@ -144,6 +146,77 @@ pub(crate) fn draw(out: &Path, records: &[Record], samples: &[Sample], seconds: 
     Ok(())
 }
 
+/// tasks.svg: one line per task in two panels, its median latency and its 2xx responses per
+/// second, over windows of 1/60 of the run (at least a second), so a mixed run shows which task
+/// slowed down or starved, which the all-task charts hide.
+fn per_task(path: &Path, records: &[Record], x_max: f64) -> Result<()> {
+    let window = (x_max / 60.0).max(1.0);
+    let windows = (x_max / window).ceil() as usize + 1;
+    let mut names: Vec<&str> = records.iter().map(|r| r.task.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    // Per task: the 2xx latencies of each window (by completion time).
+    let mut latencies: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); windows]; names.len()];
+    for r in records.iter().filter(|r| (200..300).contains(&r.status)) {
+        let (Ok(t), i) = (
+            names.binary_search(&r.task.as_str()),
+            (((r.start_s + r.latency_ms / 1000.0) / window) as usize).min(windows - 1),
+        ) else {
+            continue;
+        };
+        latencies[t][i].push(r.latency_ms);
+    }
+    let mut medians: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut rates: Vec<Vec<(f64, f64)>> = Vec::new();
+    for per_window in &mut latencies {
+        let mut median = Vec::new();
+        let mut rate = Vec::new();
+        for (i, values) in per_window.iter_mut().enumerate() {
+            let at = (i as f64 + 0.5) * window;
+            rate.push((at, values.len() as f64 / window));
+            if !values.is_empty() {
+                values.sort_by(f64::total_cmp);
+                median.push((at, values[values.len() / 2]));
+            }
+        }
+        medians.push(median);
+        rates.push(rate);
+    }
+    let root = SVGBackend::new(path, (960, 720)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (top, bottom) = root.split_vertically(360);
+    for (area, caption, unit, series) in [
+        (&top, "median latency per task (2xx)", "ms", &medians),
+        (
+            &bottom,
+            "2xx responses per second per task",
+            "responses/s",
+            &rates,
+        ),
+    ] {
+        let y_max = series.iter().flatten().map(|(_, v)| *v).fold(1.0, f64::max) * 1.1;
+        let mut chart = frame(area, caption, unit, x_max, y_max)?;
+        for (k, (name, points)) in names.iter().zip(series).enumerate() {
+            let colour = Palette99::pick(k).to_rgba();
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    colour.stroke_width(2),
+                ))?
+                .label(*name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.8))
+            .draw()?;
+    }
+    root.present()?;
+    Ok(())
+}
+
 /// One time series on `area`, its y axis from 0 to 110 % of the larger of its maximum and
 /// `y_floor`.
 fn line_panel(
@@ -156,6 +229,24 @@ fn line_panel(
     colour: RGBColor,
 ) -> Result<()> {
     let y_max = points.iter().map(|(_, v)| *v).fold(y_floor, f64::max) * 1.1;
+    let mut chart = frame(area, caption, unit, x_max, y_max)?;
+    chart.draw_series(LineSeries::new(
+        points.iter().copied(),
+        colour.stroke_width(2),
+    ))?;
+    Ok(())
+}
+
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A captioned chart on `area` with its mesh drawn: seconds across, `unit` up to `y_max`.
+fn frame<'a, 'b>(
+    area: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    caption: &str,
+    unit: &str,
+    x_max: f64,
+    y_max: f64,
+) -> Result<Chart<'a, 'b>> {
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 18))
         .margin(12)
@@ -167,9 +258,5 @@ fn line_panel(
         .x_desc("seconds")
         .y_desc(unit)
         .draw()?;
-    chart.draw_series(LineSeries::new(
-        points.iter().copied(),
-        colour.stroke_width(2),
-    ))?;
-    Ok(())
+    Ok(chart)
 }

@@ -57,7 +57,7 @@ pub(crate) struct LoadArgs {
     #[arg(long, default_value_t = 0.2)]
     warmup: f64,
     /// Output folder: requests.csv, resources.csv, summary.json, latency.svg,
-    /// throughput.svg, resources.svg.
+    /// throughput.svg, tasks.svg (latency and throughput per task), resources.svg.
     #[arg(long)]
     out: PathBuf,
 }

@@ -57,10 +57,10 @@ enum Command {
     /// Serve the web page and the REST API (the default).
     Serve(ServeArgs),
     /// Run one task on image files (or standard input).
-    #[command(after_long_help = percept_server::tasks::options_help())]
+    #[command(after_long_help = percept_tasks::options_help())]
     Run(run::RunArgs),
     /// Run one task on every image in a folder, with a progress bar and a summary.
-    #[command(after_long_help = percept_server::tasks::options_help())]
+    #[command(after_long_help = percept_tasks::options_help())]
     Batch(batch::BatchArgs),
     /// Drive a running server with real photos; write CSVs, a summary and SVG charts.
     Load(load::LoadArgs),
@@ -128,6 +128,10 @@ pub(crate) struct ServeArgs {
     /// Listen address [default: 127.0.0.1:8080].
     #[arg(long, env = "PERCEPT_ADDR")]
     addr: Option<SocketAddr>,
+    /// A second address serving only GET /metrics, without the API key, for Prometheus
+    /// (keep it off the Service and Ingress) [default: none, /metrics is on --addr].
+    #[arg(long, env = "PERCEPT_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
     /// Requests that may wait for a worker before new ones get 429 [default: 32].
     #[arg(long, env = "PERCEPT_QUEUE")]
     queue: Option<usize>,
@@ -215,6 +219,9 @@ impl ServeArgs {
         );
         if let Some(url) = &self.redis_url {
             config.redis_url = Some(percept_server::Secret::new(url.clone()));
+        }
+        if let Some(addr) = self.metrics_addr {
+            config.metrics_addr = Some(addr);
         }
         if let Some(id) = &self.replica_id {
             config.replica_id = Some(id.clone());
@@ -343,6 +350,15 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {}", config.addr))?;
         let addr = listener.local_addr()?;
+        // Bound before the models load, so a taken port fails at once.
+        let metrics_listener = match config.metrics_addr {
+            Some(at) => Some(
+                tokio::net::TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("binding the metrics listener {at}"))?,
+            ),
+            None => None,
+        };
         let (tasks, models, engine) = models::load_for_serving(&config)?;
         tracing::info!(
             %addr,
@@ -363,6 +379,16 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
                 .map_err(|e| format!("{e:#}"))
         }));
         reload_on_sighup(state.clone());
+        if let Some(listener) = metrics_listener {
+            let at = listener.local_addr()?;
+            tracing::info!(%at, "metrics on http://{at}/metrics (no API key)");
+            let state = state.clone();
+            tokio::spawn(async move {
+                if let Err(e) = percept_server::serve_metrics(listener, state).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            });
+        }
         percept_server::serve(listener, state, shutdown_signal())
             .await
             .context("serving")

@@ -5,11 +5,10 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use percept_server::tasks::{
-    default_registry, model_infos, model_names, models_of_task, registry_with_models,
-    registry_with_task,
-};
 use percept_server::{Config, ModelInfo, TaskRegistry};
+use percept_tasks::{
+    default_registry, model_names, models_of_task, registry_with_models, registry_with_task,
+};
 use percept_vision::Models;
 use percept_vision::percept_infer::EngineOptions;
 
@@ -62,7 +61,11 @@ pub(crate) fn load_for_serving(
 ) -> anyhow::Result<(TaskRegistry, Vec<ModelInfo>, String)> {
     let models = load(&config.resolved_models_dir(), config, &model_names(), true)?;
     let registry = registry_with_models(&models).context("building the model tasks")?;
-    Ok((registry, model_infos(&models), models.engine().to_string()))
+    Ok((
+        registry,
+        ModelInfo::list(&models),
+        models.engine().to_string(),
+    ))
 }
 
 /// For `run` and `batch`: only the models `task` needs are loaded (none for art and inspect).

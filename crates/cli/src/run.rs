@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use clap::Args;
 use percept_core::OutputFormat;
-use percept_server::{ApiError, Config, ErrorCode, Executed, Options, Render, Task, execute};
+use percept_server::{ApiError, Config, ErrorCode};
+use percept_tasks::{Executed, Options, Render, Task, TaskError, execute};
 use serde_json::Value;
 
 use crate::CommonSettings;
@@ -63,7 +64,7 @@ impl TaskArgs {
 
     fn lookup(
         &self,
-        registry: &percept_server::TaskRegistry,
+        registry: &percept_tasks::TaskRegistry,
         name: &str,
     ) -> Result<(Arc<dyn Task>, Options), ApiError> {
         let full = match (name, &self.style) {
@@ -170,6 +171,13 @@ pub(crate) enum RunError {
     Io(String),
 }
 
+/// A task's failure, with the code and message the HTTP API would give.
+impl From<TaskError> for RunError {
+    fn from(error: TaskError) -> Self {
+        RunError::Api(error.into())
+    }
+}
+
 impl RunError {
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
@@ -226,12 +234,12 @@ pub(crate) fn run_one(
 ) -> Result<Executed, RunError> {
     let bytes = read_input(image, config.max_body_bytes)?;
     let mut options = options;
-    let mut render = Render::from_request(None, &mut options).map_err(RunError::Api)?;
+    let mut render = Render::from_request(None, &mut options)?;
     if let Some(Sink::File(path)) = sink {
         render.format = format_for(path, render.format).map_err(RunError::Api)?;
     }
-    let job = task.prepare(options).map_err(RunError::Api)?;
-    execute(job, &bytes, &config.decode_limits(), render).map_err(RunError::Api)
+    let job = task.prepare(options)?;
+    Ok(execute(job, &bytes, &config.decode_limits(), render)?)
 }
 
 /// Writes the result image (if any) to `sink` and returns the JSON body: the HTTP body's

@@ -187,6 +187,42 @@ fn bare_percept_serves_with_the_environment_the_config_file_and_flags() {
 }
 
 #[test]
+fn the_metrics_listener_serves_metrics_without_the_key_and_nothing_else() {
+    let metrics_port = free_port();
+    let key = "a-key-of-at-least-16-chars";
+    let server = Server::start(|c| {
+        c.env("PERCEPT_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
+            .args(["--api-key", key]);
+    });
+    let metrics_url = format!("http://127.0.0.1:{metrics_port}");
+    let (status, _) = blocking_get(&format!("{}/metrics", server.url)).unwrap();
+    assert_eq!(
+        status, 401,
+        "the main listener keeps /metrics behind the key"
+    );
+    let (status, body) = blocking_get(&format!("{metrics_url}/metrics")).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("percept_queue_depth"), "{body}");
+    for path in ["/v1/tasks", "/v1/inspect", "/", "/openapi.json"] {
+        let (status, _) = blocking_get(&format!("{metrics_url}{path}")).unwrap();
+        assert_eq!(status, 404, "{path} is not on the metrics listener");
+    }
+    let (status, _) = blocking_post(&format!("{metrics_url}/v1/inspect")).unwrap();
+    assert_eq!(status, 404);
+    drop(server);
+
+    // The same address twice is refused at start, naming the setting.
+    let port = free_port();
+    let output = percept()
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("metrics_addr"));
+}
+
+#[test]
 fn config_precedence_flag_over_env_over_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("percept.toml");

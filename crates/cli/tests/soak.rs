@@ -106,10 +106,20 @@ fn saturated_soak_gives_only_2xx_and_429_and_flat_memory() {
         "resources.csv",
         "latency.svg",
         "throughput.svg",
+        "tasks.svg",
         "resources.svg",
     ] {
         let len = std::fs::metadata(out.path().join(file)).unwrap().len();
         assert!(len > 100, "{file} is {len} bytes");
+    }
+    // One series per task, named in the legend, in each of the two panels.
+    let tasks = std::fs::read_to_string(out.path().join("tasks.svg")).unwrap();
+    for task in ["inspect", "art/pencil", "art/oil", "art/cartoon"] {
+        assert_eq!(
+            tasks.matches(&format!(">{task}<")).count(),
+            2,
+            "{task} in tasks.svg's legends"
+        );
     }
     let requests = std::fs::read_to_string(out.path().join("requests.csv")).unwrap();
     assert!(requests.lines().count() > 20);

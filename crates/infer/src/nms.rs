@@ -1,8 +1,11 @@
 //! Non-maximum suppression: hard (keep the best, drop overlaps) and weighted (MediaPipe's
 //! `WEIGHTED`: average each cluster by score, which steadies boxes and keypoints).
 
-/// An axis-aligned box: top-left corner and size, in any consistent unit.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+/// An axis-aligned box: top-left corner and size, in any consistent unit. In results (a
+/// face's `bbox`, a tracked person's box) it is in photo pixels, sub-pixel, and serialises as
+/// `{x, y, width, height}`; parse's persons use `PixelBox` instead, whole pixels of a labelled
+/// region, which stay integers in the JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
 pub struct BBox {
     /// Left edge.
     pub x: f32,

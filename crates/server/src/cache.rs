@@ -10,7 +10,7 @@ use std::sync::Arc;
 use percept_core::OutputFormat;
 
 use crate::Options;
-use crate::task::Executed;
+use percept_tasks::Executed;
 
 /// A 256-bit content hash of one request's task, options, output format and image bytes.
 pub(crate) type CacheKey = [u8; 32];
@@ -105,12 +105,12 @@ impl ResultCache {
     pub(crate) fn execute(
         &self,
         key: Option<CacheKey>,
-        job: crate::PreparedJob,
+        job: percept_tasks::PreparedJob,
         bytes: &[u8],
         limits: &percept_core::DecodeLimits,
-        render: crate::Render,
+        render: percept_tasks::Render,
     ) -> Result<Executed, crate::ApiError> {
-        let executed = crate::execute(job, bytes, limits, render)?;
+        let executed = percept_tasks::execute(job, bytes, limits, render)?;
         if let Some(key) = key {
             self.insert(key, &executed);
         }
@@ -156,7 +156,7 @@ impl ResultCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::Stages;
+    use percept_tasks::Stages;
 
     fn executed(image_len: usize) -> Executed {
         Executed {

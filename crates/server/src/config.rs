@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// Listen address.
     pub addr: SocketAddr,
+    /// A second listener that serves only `GET /metrics`, without the API key, so Prometheus
+    /// can scrape a keyed server without holding the key; keep its port off the Service and
+    /// the Ingress (deploy/k8s). None (the default): `/metrics` is on `addr`, behind the key.
+    pub metrics_addr: Option<SocketAddr>,
     /// Worker threads running image work; defaults to the number of cores.
     pub workers: usize,
     /// Requests that may wait for a worker; more get `429 queue_full` at once.
@@ -103,6 +107,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_addr: None,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             queue: 32,
             deadline_ms: 30_000,
@@ -185,6 +190,12 @@ impl Config {
         }
         if self.intra_threads == 0 || self.intra_threads > 256 {
             return bad("intra_threads must be 1..=256");
+        }
+        if self
+            .metrics_addr
+            .is_some_and(|m| m.port() != 0 && m == self.addr)
+        {
+            return bad("metrics_addr must differ from addr");
         }
         if self.idle_threads > 256 {
             return bad("idle_threads must be 0..=256");

@@ -169,15 +169,23 @@ impl ApiError {
 
 impl From<CoreError> for ApiError {
     fn from(error: CoreError) -> Self {
-        match error {
-            CoreError::TooLarge { .. } | CoreError::MemoryLimit(_) => {
-                ApiError::new(ErrorCode::ImageTooLarge, error.to_string())
-            }
-            CoreError::Encode { .. } => ApiError::internal(error),
-            CoreError::Empty | CoreError::UnknownFormat | CoreError::Corrupt { .. } => {
-                ApiError::invalid_image(error.to_string())
-            }
-        }
+        percept_tasks::TaskError::from(error).into()
+    }
+}
+
+/// A task's failure as the API reports it: the same code, its HTTP status from [`ErrorCode`].
+impl From<percept_tasks::TaskError> for ApiError {
+    fn from(error: percept_tasks::TaskError) -> Self {
+        use percept_tasks::TaskError;
+        let code = match &error {
+            TaskError::BadOption(_) => ErrorCode::BadOption,
+            TaskError::InvalidImage(_) => ErrorCode::InvalidImage,
+            TaskError::ImageTooLarge(_) => ErrorCode::ImageTooLarge,
+            // Logged where it happened (TaskError::internal).
+            TaskError::Internal => ErrorCode::Internal,
+        };
+        debug_assert_eq!(code.as_str(), error.code());
+        Self::new(code, error.to_string())
     }
 }
 

@@ -18,7 +18,7 @@ use crate::reply::cache_header;
 use crate::request::accept;
 use crate::runner::{Runner, Started};
 use crate::state::AppState;
-use crate::task::Task;
+use percept_tasks::Task;
 
 /// The 202 answer to a submitted job.
 fn queued(id: &str, cache: CacheStatus) -> Response {

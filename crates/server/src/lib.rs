@@ -18,7 +18,6 @@ mod job_routes;
 mod jobs;
 mod metrics;
 mod openapi;
-mod options;
 mod pool;
 mod redis_jobs;
 mod reply;
@@ -28,9 +27,7 @@ mod runner;
 mod schemas;
 mod service_routes;
 mod state;
-mod task;
 mod task_routes;
-pub mod tasks;
 mod upload;
 
 use std::future::Future;
@@ -41,14 +38,21 @@ pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use extract::{BodyLimits, ImageInput, ImagePart, read_image_input};
 pub use metrics::resident_memory_bytes;
 pub use openapi::document as openapi_document;
-pub use options::Options;
 pub use pool::{PoolError, Ran, WorkPool};
-pub use routes::app;
+pub use routes::{app, metrics_app};
 pub use state::{AppState, ModelInfo};
-pub use task::{
-    COMMON_OPTIONS, Executed, OptionDoc, PreparedJob, Render, Stages, Task, TaskOutput,
-    TaskRegistry, execute,
-};
+// The task layer is its own crate (percept-tasks); these are the names the server's own API
+// uses from it.
+pub use percept_tasks::{Options, Task, TaskRegistry};
+
+/// Serves [`metrics_app`] on `listener` (the `metrics_addr` listener) until the process ends;
+/// it holds no work, so shutdown needs no draining.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+) -> std::io::Result<()> {
+    axum::serve(listener, metrics_app(state)).await
+}
 
 /// Serves [`app`] on `listener` until `shutdown` resolves, then stops accepting, lets every
 /// in-flight request finish, drains the work queue and joins the workers.

@@ -1,7 +1,8 @@
 //! `GET /openapi.json`: the service routes from their handlers' `#[utoipa::path]`, the
 //! results, request bodies and errors from `ToSchema` types ([`crate::schemas`]), and one path per
 //! registered task (`/v1/{task}`, `/v1/batch/{task}`, `/v1/jobs/{task}`) with its options as
-//! query parameters, from the same `OptionDoc` tables `/v1/tasks` and the CLI show.
+//! query parameters, from the same `OptionSpec` tables `/v1/tasks` and the CLI show
+//! (type, bounds, default and choices in each parameter's schema).
 
 use std::sync::Arc;
 
@@ -16,8 +17,8 @@ use crate::TaskRegistry;
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
 use crate::schemas::*;
 use crate::state::{AppState, ModelInfo};
-use crate::task::{COMMON_OPTIONS, Task};
-use crate::tasks::InspectResult;
+use percept_tasks::InspectResult;
+use percept_tasks::{COMMON_OPTIONS, OptionKind, Task};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -52,7 +53,7 @@ use crate::tasks::InspectResult;
         ImageFormat,
         AnonymizeResult,
         Face,
-        FaceBox,
+        BBox,
         Point,
         Detector,
         HolisticResult,
@@ -186,18 +187,43 @@ fn image_body(single: bool) -> Value {
     json!({"required": true, "description": description, "content": content})
 }
 
+/// Each option as a query parameter, its schema (type, bounds, default, choices) from the
+/// option's table entry.
 fn option_parameters(task: &dyn Task) -> Vec<Value> {
     task.options()
         .iter()
         .chain(COMMON_OPTIONS)
         .map(|o| {
-            let mut schema = json!({"type": o.kind});
-            if !o.choices.is_empty() {
-                schema["enum"] = json!(o.choices);
+            let mut schema = json!({"type": o.type_name()});
+            match o.kind {
+                OptionKind::Number {
+                    min,
+                    max,
+                    min_exclusive,
+                    default,
+                } => {
+                    let lower = if min_exclusive {
+                        "exclusiveMinimum"
+                    } else {
+                        "minimum"
+                    };
+                    schema[lower] = json!(min);
+                    schema["maximum"] = json!(max);
+                    schema["default"] = json!(default);
+                }
+                OptionKind::Integer { min, max, default } => {
+                    schema["minimum"] = json!(min);
+                    schema["maximum"] = json!(max);
+                    schema["default"] = json!(default);
+                }
+                OptionKind::Boolean { default } => schema["default"] = json!(default),
+                OptionKind::Choice { choices } => {
+                    schema["enum"] = json!(choices);
+                    schema["default"] = json!(choices.first());
+                }
             }
             json!({"name": o.name, "in": "query", "required": false,
-                   "description": format!("{} (default {})", o.description, o.default),
-                   "schema": schema})
+                   "description": o.full_description(), "schema": schema})
         })
         .collect()
 }
@@ -404,7 +430,7 @@ mod tests {
         // `document` falls back to the bare base document if its JSON does not fit utoipa's
         // model; the per-task paths must survive.
         let doc =
-            serde_json::to_value(document(&crate::tasks::default_registry())).unwrap_or_default();
+            serde_json::to_value(document(&percept_tasks::default_registry())).unwrap_or_default();
         assert!(doc["paths"]["/v1/inspect"]["post"].is_object(), "{doc}");
         assert!(doc["paths"]["/v1/jobs/{id}/result"]["get"].is_object());
         assert_eq!(

@@ -30,8 +30,8 @@ use tokio::sync::Semaphore;
 
 use crate::pool::PoolError;
 use crate::runner::{Runner, Work};
-use crate::task::Render;
 use crate::{ApiError, ErrorCode, Options};
+use percept_tasks::Render;
 
 /// How long a replica's heartbeat lives; another replica reclaims its work after that.
 pub(crate) const HEARTBEAT_TTL: Duration = Duration::from_secs(5);
@@ -568,7 +568,7 @@ async fn load_and_run(
         .key(task.name(), &options, render.format, &image);
     let job = match task.prepare(options) {
         Ok(job) => job,
-        Err(error) => return Ok(Some(Err(error))),
+        Err(error) => return Ok(Some(Err(error.into()))),
     };
     let work = Work {
         bytes: image.into(),

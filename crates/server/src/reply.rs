@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 
 use crate::cache::CacheStatus;
 use crate::state::AppState;
-use crate::task::{Executed, Render, Stages};
 use crate::{ApiError, ErrorCode};
+use percept_tasks::{Executed, Render, Stages};
 
 /// The response for `outcome`, counted under `label` (rejections also by their reason).
 pub(crate) fn observed(

@@ -10,8 +10,8 @@ use axum::http::header;
 use crate::extract::{ImageInput, read_image_input};
 use crate::runner::Work;
 use crate::state::AppState;
-use crate::task::{Render, Task};
 use crate::{ApiError, ErrorCode, Options};
+use percept_tasks::{Render, Task};
 
 /// Reads a task request's images and options within `deadline`, unless the server is
 /// draining.

@@ -68,6 +68,17 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// The metrics listener's surface (`metrics_addr`): `GET /metrics` and nothing else, with no
+/// API key, for a Prometheus that scrapes pods directly. Everything else answers 404, so the
+/// port exposes no task even when it is reachable by mistake.
+pub fn metrics_app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::not_found("this listener serves only GET /metrics") })
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
 /// With `api_key` configured, lets a request through only with `Authorization: Bearer <key>`
 /// or `x-api-key: <key>`.
 async fn require_api_key(

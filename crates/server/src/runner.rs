@@ -16,8 +16,8 @@ use bytes::Bytes;
 use crate::cache::{CacheKey, CacheStatus, ResultCache};
 use crate::metrics::Metrics;
 use crate::pool::{PoolError, Ran, WorkPool};
-use crate::task::{Executed, PreparedJob, Render, Stages, Task};
 use crate::{ApiError, Config, ErrorCode, TaskRegistry};
+use percept_tasks::{Executed, PreparedJob, Render, Stages, Task};
 
 /// One image ready to run: its encoded bytes, its prepared job and its cache key.
 pub(crate) struct Work {

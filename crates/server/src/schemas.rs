@@ -126,9 +126,9 @@ pub struct Point {
     pub y: f32,
 }
 
-/// A face box in image pixels: top-left corner and size, clipped to the image.
+/// A box in photo pixels (sub-pixel): top-left corner and size, clipped to the photo.
 #[derive(ToSchema)]
-pub struct FaceBox {
+pub struct BBox {
     /// Left edge.
     pub x: f32,
     /// Top edge.
@@ -143,7 +143,7 @@ pub struct FaceBox {
 #[derive(ToSchema)]
 pub struct Face {
     /// The box.
-    pub bbox: FaceBox,
+    pub bbox: BBox,
     /// Confidence in [0, 1].
     pub score: f32,
     /// Image-left eye, image-right eye, nose, image-left and image-right mouth corners (the
@@ -243,7 +243,8 @@ pub struct Parts {
     pub face: PartInfo,
 }
 
-/// The pose detector's box of the person.
+/// The pose detector's box of the person: a `BBox` and its score, flattened into one object
+/// (the mirror spells the fields out: the schema stays one plain object).
 #[derive(ToSchema)]
 pub struct PersonBox {
     /// Left edge.
@@ -572,8 +573,17 @@ pub struct OptionInfo {
     pub kind: String,
     /// Default value, as text.
     pub default: String,
-    /// What it does and its valid range.
+    /// What it does, its accepted values and its default.
     pub description: String,
+    /// Lower bound of a `number` or `integer` option.
+    #[schema(required = false)]
+    pub minimum: Option<f64>,
+    /// Upper bound (included) of a `number` or `integer` option.
+    #[schema(required = false)]
+    pub maximum: Option<f64>,
+    /// Present (true) when `minimum` itself is refused.
+    #[schema(required = false)]
+    pub exclusive_minimum: Option<bool>,
     /// The accepted values of a choice option.
     #[schema(required = false)]
     pub choices: Vec<String>,

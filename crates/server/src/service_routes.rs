@@ -87,7 +87,7 @@ pub(crate) async fn tasks(State(state): State<Arc<AppState>>) -> Json<Value> {
         "max_pixels": config.max_pixels,
         "max_side": config.max_side,
     });
-    Json(json!({"tasks": tasks, "common_options": crate::task::COMMON_OPTIONS, "limits": limits}))
+    Json(json!({"tasks": tasks, "common_options": percept_tasks::COMMON_OPTIONS, "limits": limits}))
 }
 
 /// `POST /v1/admin/reload`: re-reads the manifest and swaps the models in (behind the API key

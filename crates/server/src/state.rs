@@ -27,6 +27,29 @@ pub struct ModelInfo {
     pub labels: Vec<String>,
 }
 
+impl ModelInfo {
+    /// What `/v1/models` lists for each of `models`.
+    pub fn list(models: &percept_vision::Models) -> Vec<Self> {
+        models
+            .iter()
+            .map(|model| {
+                let spec = model.spec();
+                Self {
+                    name: spec.name.clone(),
+                    version: spec
+                        .source
+                        .as_ref()
+                        .map(|s| format!("{} {} {}", s.registry, s.package, s.version))
+                        .unwrap_or_default(),
+                    sha256: spec.sha256.clone(),
+                    input: spec.input.shape.clone(),
+                    labels: Vec::new(),
+                }
+            })
+            .collect()
+    }
+}
+
 /// Re-reads the manifest and loads, verifies and warms the models into a fresh registry;
 /// the error says why the new models were refused.
 pub type Reloader = dyn Fn() -> Result<(TaskRegistry, Vec<ModelInfo>), String> + Send + Sync;

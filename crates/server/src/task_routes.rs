@@ -15,7 +15,7 @@ use crate::ApiError;
 use crate::reply::{cache_header, observed, respond, timing_headers};
 use crate::request::{Accepted, accept};
 use crate::state::AppState;
-use crate::task::Task;
+use percept_tasks::Task;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {

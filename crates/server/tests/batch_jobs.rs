@@ -185,14 +185,14 @@ impl percept_server::Task for FakeParse {
     fn summary(&self) -> &str {
         "inspect, named parse"
     }
-    fn options(&self) -> &[percept_server::OptionDoc] {
+    fn options(&self) -> &[percept_tasks::OptionSpec] {
         &[]
     }
     fn prepare(
         &self,
         options: percept_server::Options,
-    ) -> Result<percept_server::PreparedJob, percept_server::ApiError> {
-        percept_server::tasks::Inspect.prepare(options)
+    ) -> Result<percept_tasks::PreparedJob, percept_tasks::TaskError> {
+        percept_tasks::Inspect.prepare(options)
     }
 }
 
@@ -224,7 +224,7 @@ async fn the_compat_batch_parse_route_maps_onto_v1_batch_parse() {
     server.shutdown().await;
 
     // With one, it runs it as a batch.
-    let mut tasks = percept_server::tasks::default_registry();
+    let mut tasks = percept_tasks::default_registry();
     tasks.register(std::sync::Arc::new(FakeParse));
     let server = TestServer::with_tasks(config(), tasks).await;
     let (status, body) = send(client().post(server.url("/batch/parse")).multipart(form())).await;

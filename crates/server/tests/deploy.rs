@@ -333,6 +333,25 @@ async fn kubernetes_objects_are_complete_and_consistent() {
                     .any(|e| text(e, &["name"]) == Some("PERCEPT_REDIS_URL")),
                 "replicas must share Redis"
             );
+            // Prometheus scrapes the metrics listener: the annotated port is the container
+            // port `metrics`, and PERCEPT_METRICS_ADDR listens on it.
+            let annotations = at(deployment, &["spec", "template", "metadata", "annotations"]);
+            let scrape_port: u64 = text(annotations, &["prometheus.io/port"])
+                .and_then(|p| p.parse().ok())
+                .expect("percept: a prometheus.io/port annotation");
+            assert!(
+                ports.contains(&("metrics".to_string(), scrape_port)),
+                "the scrape port {scrape_port} is not the container port `metrics` {ports:?}"
+            );
+            let metrics_addr = env
+                .iter()
+                .find(|e| text(e, &["name"]) == Some("PERCEPT_METRICS_ADDR"))
+                .and_then(|e| text(e, &["value"]))
+                .expect("percept: PERCEPT_METRICS_ADDR (Prometheus holds no API key)");
+            assert!(
+                metrics_addr.ends_with(&format!(":{scrape_port}")),
+                "{metrics_addr} is not the scrape port {scrape_port}"
+            );
         }
         // A Service selecting this Deployment's pods targets one of its ports.
         let matching: Vec<_> = services
@@ -348,6 +367,13 @@ async fn kubernetes_objects_are_complete_and_consistent() {
         assert_eq!(matching.len(), 1, "{}: services", name(deployment));
         for port in at(matching[0], &["spec", "ports"]).as_sequence().unwrap() {
             let target = at(port, &["targetPort"]);
+            // The metrics listener answers without the key: it must stay off the Service.
+            assert!(
+                target.as_str() != Some("metrics")
+                    && !ports.contains(&("metrics".to_string(), target.as_u64().unwrap_or(0))),
+                "{}: the Service exposes the metrics port",
+                name(deployment)
+            );
             assert!(
                 ports.iter().any(
                     |(n, p)| target.as_str() == Some(n.as_str()) || target.as_u64() == Some(*p)

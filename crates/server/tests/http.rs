@@ -199,7 +199,24 @@ async fn health_readiness_models_openapi_and_page() {
         .and_then(|ps| ps.iter().find(|p| p["name"] == "format"))
         .cloned()
         .unwrap_or_default();
-    assert_eq!(format["schema"]["enum"], json!(["png", "jpeg"]), "{format}");
+    assert_eq!(
+        format["schema"]["enum"],
+        json!(["png", "jpeg", "jpg"]),
+        "{format}"
+    );
+    assert_eq!(format["schema"]["default"], "png");
+    // A numeric option carries its bounds and default from the same table entry.
+    let strength = doc["paths"]["/v1/art/pencil"]["post"]["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "sigma_s"))
+        .cloned()
+        .unwrap_or_default();
+    let schema = &strength["schema"];
+    assert_eq!(schema["type"], "number", "{strength}");
+    assert_eq!(schema["exclusiveMinimum"].as_f64(), Some(0.0), "{strength}");
+    assert_eq!(schema["maximum"].as_f64(), Some(200.0), "{strength}");
+    assert_eq!(schema["default"].as_f64(), Some(60.0), "{strength}");
+    assert!(schema.get("minimum").is_none(), "{strength}");
     let page = client.get(server.url("/")).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use percept_core::testkit;
-use percept_server::{ApiError, Options, PreparedJob, Task, TaskOutput, TaskRegistry};
+use percept_tasks::{OptionSpec, Options, PreparedJob, Task, TaskError, TaskOutput, TaskRegistry};
 
 /// A large noisy PNG: slow enough to decode (tens of ms) that 64 requests pile up.
 fn slow_png() -> Vec<u8> {
@@ -117,12 +117,12 @@ impl Task for Panics {
     fn summary(&self) -> &str {
         "panics on purpose"
     }
-    fn options(&self) -> &[percept_server::OptionDoc] {
+    fn options(&self) -> &[OptionSpec] {
         &[]
     }
-    fn prepare(&self, options: Options) -> Result<PreparedJob, ApiError> {
+    fn prepare(&self, options: Options) -> Result<PreparedJob, TaskError> {
         options.finish(&[])?;
-        Ok(Box::new(|decoded, _| -> Result<TaskOutput, ApiError> {
+        Ok(Box::new(|decoded, _| -> Result<TaskOutput, TaskError> {
             let pixels = decoded.image.as_raw();
             // An out-of-bounds index: the kind of bug a worker must survive.
             let _ = pixels[pixels.len() + 1];
@@ -133,7 +133,7 @@ impl Task for Panics {
 
 #[tokio::test]
 async fn a_panicking_task_is_500_and_the_worker_lives_on() {
-    let mut tasks = percept_server::tasks::default_registry();
+    let mut tasks = percept_tasks::default_registry();
     tasks.register(Arc::new(Panics));
     let server = TestServer::with_tasks(
         Config {

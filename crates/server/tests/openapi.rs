@@ -524,7 +524,7 @@ async fn a_generated_python_client_validates_and_drives_the_server() {
 #[test]
 fn the_schema_check_refuses_undeclared_keys_and_wrong_types() {
     let doc = serde_json::to_value(percept_server::openapi_document(
-        &percept_server::tasks::default_registry(),
+        &percept_tasks::default_registry(),
     ))
     .unwrap();
     let schema = json!({"$ref": "#/components/schemas/InspectResult"});

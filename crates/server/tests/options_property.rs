@@ -103,3 +103,61 @@ fn random_options_give_200_or_422() {
     );
     runtime.block_on(server.shutdown());
 }
+
+/// The ranges `/v1/tasks` serves are the ones the tasks enforce: for every numeric option of
+/// every task (model tasks included), a step past either bound is 422 `bad_option` naming the
+/// option, and on the model-free tasks both bounds themselves are accepted (the model tasks'
+/// bounds are checked against their libraries in percept-tasks' unit tests).
+#[tokio::test]
+async fn the_served_ranges_are_the_enforced_ones() {
+    let server = TestServer::with_tasks(config(), model_registry()).await;
+    let client = client();
+    let (status, listing) = send(client.get(server.url("/v1/tasks"))).await;
+    assert_eq!(status, 200);
+    let image = testkit::encode_as(&testkit::gradient(48, 32), image::ImageFormat::Png);
+    let post = |task: &str, name: &str, value: serde_json::Value| {
+        client
+            .post(server.url(&format!("/v1/{task}")))
+            .query(&[(name, value.to_string())])
+            .header("content-type", "image/png")
+            .body(image.clone())
+    };
+    let mut checked = 0;
+    for task in listing["tasks"].as_array().unwrap() {
+        let name = task["name"].as_str().unwrap();
+        for option in task["options"].as_array().unwrap() {
+            let (Some(min), Some(max)) = (option["minimum"].as_f64(), option["maximum"].as_f64())
+            else {
+                continue;
+            };
+            let key = option["name"].as_str().unwrap();
+            let integer = option["kind"] == "integer";
+            let step = if integer { 1.0 } else { 1e-3 };
+            let exclusive = option["exclusive_minimum"] == true;
+            let number = |v: f64| {
+                if integer {
+                    serde_json::json!(v as i64)
+                } else {
+                    serde_json::json!(v)
+                }
+            };
+            let below = if exclusive { min } else { min - step };
+            for outside in [below, max + step] {
+                let (status, body) = send(post(name, key, number(outside))).await;
+                assert_eq!(status, 422, "{name} {key}={outside}: {body}");
+                let message = body["error"]["message"].as_str().unwrap();
+                assert!(message.contains(key), "{name}: {message}");
+            }
+            if !percept_tasks::MODEL_TASKS.contains(&name) {
+                let lowest = if exclusive { min + step } else { min };
+                for inside in [lowest, max] {
+                    let (status, body) = send(post(name, key, number(inside))).await;
+                    assert_eq!(status, 200, "{name} {key}={inside}: {body}");
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} numeric options listed");
+    server.shutdown().await;
+}

@@ -12,7 +12,7 @@ use percept_server::TaskRegistry;
 
 fn inspect_only() -> TaskRegistry {
     let mut registry = TaskRegistry::default();
-    registry.register(Arc::new(percept_server::tasks::Inspect));
+    registry.register(Arc::new(percept_tasks::Inspect));
     registry
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use percept_infer::Models;
-use percept_vision::{AnonymizeOptions, DetectOptions, FaceBox, FaceDetector, anonymize};
+use percept_vision::{AnonymizeOptions, BBox, DetectOptions, FaceDetector, anonymize};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -62,13 +62,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         anonymize(&mut out, &faces, &AnonymizeOptions::default())?;
         let anon = t2.elapsed();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("?");
-        let truth: Vec<FaceBox> = labels[name]["faces"]
+        let truth: Vec<BBox> = labels[name]["faces"]
             .as_array()
             .map(|a| {
                 a.iter()
                     .filter_map(|b| {
                         let f = |k: &str| b[k].as_f64().map(|v| v as f32 / shrink.max(1.0));
-                        Some(FaceBox {
+                        Some(BBox {
                             x: f("x")?,
                             y: f("y")?,
                             width: f("width")?,

@@ -362,11 +362,12 @@ fn draw_rect(image: &mut RgbImage, region: &Region, colour: Rgb<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::faces::{FaceBox, Point};
+    use crate::faces::Point;
+    use percept_infer::BBox;
 
     fn face(x: f32, y: f32, w: f32, h: f32) -> Face {
         Face {
-            bbox: FaceBox {
+            bbox: BBox {
                 x,
                 y,
                 width: w,

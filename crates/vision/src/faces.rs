@@ -17,40 +17,11 @@ pub struct Point {
     pub y: f32,
 }
 
-/// A face box in image pixels: top-left corner and size, clipped to the image.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct FaceBox {
-    /// Left edge.
-    pub x: f32,
-    /// Top edge.
-    pub y: f32,
-    /// Width.
-    pub width: f32,
-    /// Height.
-    pub height: f32,
-}
-
-impl FaceBox {
-    fn to_bbox(self) -> BBox {
-        BBox {
-            x: self.x,
-            y: self.y,
-            width: self.width,
-            height: self.height,
-        }
-    }
-
-    /// Intersection over union with `other`.
-    pub fn iou(&self, other: &FaceBox) -> f32 {
-        self.to_bbox().iou(&other.to_bbox())
-    }
-}
-
 /// One detected face.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Face {
-    /// The box.
-    pub bbox: FaceBox,
+    /// The box in photo pixels, clipped to the photo.
+    pub bbox: BBox,
     /// Confidence in [0, 1].
     pub score: f32,
     /// Image-left eye, image-right eye, nose, image-left and image-right mouth corners (the
@@ -408,7 +379,7 @@ pub(crate) fn to_face(d: Detection, w: u32, h: u32) -> Face {
         *p = Point { x: k.0, y: k.1 };
     }
     Face {
-        bbox: FaceBox {
+        bbox: BBox {
             x: x1,
             y: y1,
             width: x2 - x1,

@@ -113,17 +113,12 @@ pub struct Parts {
     pub face: PartInfo,
 }
 
-/// The person box as the API reports it.
+/// The person box as the API reports it: `{x, y, width, height, score}`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct PersonBox {
-    /// Left edge.
-    pub x: f32,
-    /// Top edge.
-    pub y: f32,
-    /// Width.
-    pub width: f32,
-    /// Height.
-    pub height: f32,
+    /// In photo pixels.
+    #[serde(flatten)]
+    pub bbox: BBox,
     /// Pose-detector confidence.
     pub score: f32,
 }
@@ -366,10 +361,12 @@ impl Holistic {
         if let Some((detection, first)) = people.first() {
             result.landmarks = first.landmarks.clone();
             result.person = Some(detection.unwrap_or(PersonBox {
-                x: first.bbox.x as f32,
-                y: first.bbox.y as f32,
-                width: first.bbox.width as f32,
-                height: first.bbox.height as f32,
+                bbox: BBox {
+                    x: first.bbox.x as f32,
+                    y: first.bbox.y as f32,
+                    width: first.bbox.width as f32,
+                    height: first.bbox.height as f32,
+                },
                 score: first.score,
             }));
         }
@@ -487,13 +484,7 @@ fn part(score: f32, roi: percept_infer::RotatedRect) -> PartInfo {
 }
 
 fn person_box(b: &BBox, score: f32) -> PersonBox {
-    PersonBox {
-        x: b.x,
-        y: b.y,
-        width: b.width,
-        height: b.height,
-        score,
-    }
+    PersonBox { bbox: *b, score }
 }
 
 /// Points to draw: those the model thinks are visible (MediaPipe's drawing threshold 0.5).

@@ -23,7 +23,7 @@ pub use blazeface::FastFaceDetector;
 pub use draw::Canvas;
 pub use error::{Result, VisionError};
 pub use face_mesh::{FaceMesh, FaceMesher};
-pub use faces::{DetectOptions, Face, FaceBox, FaceDetector, Point};
+pub use faces::{DetectOptions, Face, FaceDetector, Point};
 pub use hands::{HAND_LANDMARK_NAMES, Hand, HandTracker, Side};
 pub use holistic::{
     BodyLandmarks, Holistic, HolisticOptions, HolisticPerson, HolisticResult, PartInfo, Parts,
@@ -33,6 +33,7 @@ pub use iris::{IrisFinder, REFINED_FACE_POINTS};
 pub use landmarks::{Landmark, Roi};
 pub use parse::{ParseOptions, ParseResult, Parsed, Parser, ParserChoice};
 pub use people::{People, Person, PixelBox, Seed};
+pub use percept_infer::BBox;
 /// The model runtime, re-exported so callers load models without depending on it directly.
 pub use percept_infer::{self, InferError, Models};
 pub use pose::{

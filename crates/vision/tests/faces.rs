@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use image::RgbImage;
 use percept_infer::Models;
 use percept_vision::{
-    AnonymizeMode, AnonymizeOptions, DetectOptions, Face, FaceBox, FaceDetector, FastFaceDetector,
+    AnonymizeMode, AnonymizeOptions, BBox, DetectOptions, Face, FaceDetector, FastFaceDetector,
     anonymize,
 };
 use serde::Deserialize;
@@ -28,8 +28,8 @@ struct LabelBox {
 }
 
 impl LabelBox {
-    fn face_box(self) -> FaceBox {
-        FaceBox {
+    fn face_box(self) -> BBox {
+        BBox {
             x: self.x,
             y: self.y,
             width: self.width,
@@ -318,7 +318,7 @@ fn tiny_and_large_images_do_not_fail() {
     }
     let faces = detector().detect(&big, &DetectOptions::default()).unwrap();
     for (i, x) in [0f32, 1000.0, 2088.0].into_iter().enumerate() {
-        let want = FaceBox {
+        let want = BBox {
             x: x + 175.0,
             y: i as f32 * 400.0 + 68.0,
             width: 100.0,

@@ -18,7 +18,7 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: Config) -> Self {
-        Self::with_tasks(config, percept_server::tasks::default_registry()).await
+        Self::with_tasks(config, percept_tasks::default_registry()).await
     }
 
     pub async fn with_tasks(config: Config, tasks: TaskRegistry) -> Self {
@@ -109,9 +109,9 @@ pub fn model_registry() -> TaskRegistry {
     static MODELS: std::sync::OnceLock<percept_vision::Models> = std::sync::OnceLock::new();
     let models = MODELS.get_or_init(|| {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models");
-        percept_vision::Models::load(dir, &percept_server::tasks::model_names()).unwrap()
+        percept_vision::Models::load(dir, &percept_tasks::model_names()).unwrap()
     });
-    percept_server::tasks::registry_with_models(models).unwrap()
+    percept_tasks::registry_with_models(models).unwrap()
 }
 
 /// The server's `/metrics` text.

@@ -4,11 +4,10 @@ use percept_vision::{
     AnonymizeMode, AnonymizeOptions, DetectOptions, Face, FaceDetector, FastFaceDetector, anonymize,
 };
 
-use super::vision_error;
 use serde::Serialize;
 
-use crate::task::{OptionDoc, PreparedJob, Task, TaskOutput};
-use crate::{ApiError, Options};
+use crate::task::{PreparedJob, Task, TaskOutput};
+use crate::{OptionSpec, Options, TaskError};
 
 /// `anonymize`: finds every face (CenterFace in `accurate` mode, BlazeFace full range in
 /// `fast` mode) and hides it by blur, pixelation or a box. Fails closed: any error answers with
@@ -42,60 +41,58 @@ struct AnonymizeResult {
     height: u32,
 }
 
-/// The first is the default.
-const DETECTORS: &[&str] = &["accurate", "fast"];
-const MODES: &[&str] = &["blur", "pixelate", "box"];
+const DETECTOR: OptionSpec = OptionSpec::choice(
+    "detector",
+    &["accurate", "fast"],
+    "accurate (CenterFace at a resolution chosen from the photo: small and far faces too) or fast (BlazeFace full range, MediaPipe's detector: one 192×192 pass of the whole photo, plus one per square along a wide photo's long side from 1280 px; misses faces below ~2 % of the photo's long side; one mouth point).",
+);
+const DETAIL_SIDE: OptionSpec = OptionSpec::integer(
+    "detail_side",
+    1600,
+    1280,
+    8192,
+    "accurate only: photos with a longer side are scaled down to it (faces down to ~10 px at that scale are found); raise it to find smaller faces in big photos, at quadratic cost (above 1600 the photo is tiled).",
+);
+const MODE: OptionSpec = OptionSpec::choice(
+    "mode",
+    &["blur", "pixelate", "box"],
+    "How a face is hidden.",
+);
+const STRENGTH: OptionSpec = OptionSpec::number(
+    "strength",
+    1.0,
+    0.1,
+    10.0,
+    "Blur: sigma = 0.1 × strength × face size. Pixelate: about 8 / strength blocks across a face.",
+);
+const MIN_SCORE: OptionSpec = OptionSpec::number(
+    "min_score",
+    0.5,
+    0.05,
+    1.0,
+    "Minimum face confidence; lower hides more (and more false faces).",
+);
+const BOX_SCALE: OptionSpec = OptionSpec::number(
+    "box_scale",
+    1.3,
+    1.0,
+    3.0,
+    "Enlargement of each face box before masking.",
+);
+const DRAW_BOXES: OptionSpec = OptionSpec::boolean(
+    "draw_boxes",
+    false,
+    "Draw the anonymised regions' boxes (debugging view).",
+);
 
-pub(crate) const OPTIONS: &[OptionDoc] = &[
-    OptionDoc {
-        name: "detector",
-        kind: "string",
-        default: "accurate",
-        description: "accurate (CenterFace at a resolution chosen from the photo: small and far faces too) or fast (BlazeFace full range, MediaPipe's detector: one 192×192 pass of the whole photo, plus one per square along a wide photo's long side from 1280 px; misses faces below ~2 % of the photo's long side; one mouth point).",
-        choices: DETECTORS,
-    },
-    OptionDoc {
-        name: "detail_side",
-        kind: "integer",
-        default: "1600",
-        description: "accurate only, [1280, 8192]: photos with a longer side are scaled down to it (faces down to ~10 px at that scale are found); raise it to find smaller faces in big photos, at quadratic cost (above 1600 the photo is tiled).",
-        choices: &[],
-    },
-    OptionDoc {
-        name: "mode",
-        kind: "string",
-        default: "blur",
-        description: "blur, pixelate or box.",
-        choices: MODES,
-    },
-    OptionDoc {
-        name: "strength",
-        kind: "number",
-        default: "1",
-        description: "[0.1, 10]. Blur: sigma = 0.1 × strength × face size. Pixelate: about 8 / strength blocks across a face.",
-        choices: &[],
-    },
-    OptionDoc {
-        name: "min_score",
-        kind: "number",
-        default: "0.5",
-        description: "Minimum face confidence, [0.05, 1]; lower hides more (and more false faces).",
-        choices: &[],
-    },
-    OptionDoc {
-        name: "box_scale",
-        kind: "number",
-        default: "1.3",
-        description: "Enlargement of each face box before masking, [1, 3].",
-        choices: &[],
-    },
-    OptionDoc {
-        name: "draw_boxes",
-        kind: "boolean",
-        default: "false",
-        description: "Draw the anonymised regions' boxes (debugging view).",
-        choices: &[],
-    },
+pub(crate) const OPTIONS: &[OptionSpec] = &[
+    DETECTOR,
+    DETAIL_SIDE,
+    MODE,
+    STRENGTH,
+    MIN_SCORE,
+    BOX_SCALE,
+    DRAW_BOXES,
 ];
 
 impl Task for Anonymize {
@@ -107,59 +104,38 @@ impl Task for Anonymize {
         "Face privacy: detect every face and blur, pixelate or box it"
     }
 
-    fn options(&self) -> &[OptionDoc] {
+    fn options(&self) -> &[OptionSpec] {
         OPTIONS
     }
 
-    fn prepare(&self, mut options: Options) -> Result<PreparedJob, ApiError> {
-        let defaults = AnonymizeOptions::default();
-        let mode = match options.take_choice("mode", MODES)? {
-            Some(choice) => choice.parse::<AnonymizeMode>().map_err(vision_error)?,
-            None => defaults.mode,
-        };
+    fn prepare(&self, mut options: Options) -> Result<PreparedJob, TaskError> {
         let anonymize_options = AnonymizeOptions {
-            mode,
-            strength: options
-                .take_f64("strength", 0.1..=10.0)?
-                .map_or(defaults.strength, |v| v as f32),
-            box_scale: options
-                .take_f64("box_scale", 1.0..=3.0)?
-                .map_or(defaults.box_scale, |v| v as f32),
-            draw_boxes: options.take_bool("draw_boxes")?.unwrap_or(false),
+            mode: options.choice(&MODE)?.parse::<AnonymizeMode>()?,
+            strength: options.number(&STRENGTH)? as f32,
+            box_scale: options.number(&BOX_SCALE)? as f32,
+            draw_boxes: options.flag(&DRAW_BOXES)?,
         };
-        let detect_defaults = DetectOptions::default();
         let detect_options = DetectOptions {
-            min_score: options
-                .take_f64("min_score", 0.05..=1.0)?
-                .map_or(detect_defaults.min_score, |v| v as f32),
-            max_detail_side: options
-                .take_f64("detail_side", 1280.0..=8192.0)?
-                .map_or(detect_defaults.max_detail_side, |v| v.round() as u32),
-            ..detect_defaults
+            min_score: options.number(&MIN_SCORE)? as f32,
+            max_detail_side: options.count(&DETAIL_SIDE)? as u32,
+            ..DetectOptions::default()
         };
-        let detector = options
-            .take_choice("detector", DETECTORS)?
-            .unwrap_or(DETECTORS[0]);
-        let known: Vec<&str> = OPTIONS.iter().map(|o| o.name).collect();
-        options.finish(&known)?;
-        anonymize_options.validate().map_err(vision_error)?;
-        detect_options.validate().map_err(vision_error)?;
+        let detector = options.choice(&DETECTOR)?;
+        options.finish(OPTIONS)?;
+        anonymize_options.validate()?;
+        detect_options.validate()?;
 
         let (accurate, fast) = (self.accurate.clone(), self.fast.clone());
         Ok(Box::new(move |decoded, stages| {
             let mut image = decoded.image;
-            let faces = stages
-                .time("detect", || match detector {
-                    "fast" => fast.detect(&image, &detect_options),
-                    _ => accurate.detect(&image, &detect_options),
-                })
-                .map_err(vision_error)?;
+            let faces = stages.time("detect", || match detector {
+                "fast" => fast.detect(&image, &detect_options),
+                _ => accurate.detect(&image, &detect_options),
+            })?;
             // On error `image` is dropped here: a partly anonymised photo never leaves.
-            stages
-                .time("anonymize", || {
-                    anonymize(&mut image, &faces, &anonymize_options)
-                })
-                .map_err(vision_error)?;
+            stages.time("anonymize", || {
+                anonymize(&mut image, &faces, &anonymize_options)
+            })?;
             let (width, height) = image.dimensions();
             TaskOutput::from_serialize(
                 &AnonymizeResult {
@@ -187,7 +163,6 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::error::ErrorCode;
     use crate::task::Stages;
 
     fn task() -> Anonymize {
@@ -216,6 +191,50 @@ mod tests {
     }
 
     #[test]
+    fn the_tables_defaults_are_the_librarys() {
+        let mut none = Options::new();
+        let anonymize = AnonymizeOptions::default();
+        let detect = DetectOptions::default();
+        assert_eq!(
+            none.choice(&MODE)
+                .unwrap()
+                .parse::<AnonymizeMode>()
+                .unwrap(),
+            anonymize.mode
+        );
+        assert_eq!(none.number(&STRENGTH).unwrap() as f32, anonymize.strength);
+        assert_eq!(none.number(&BOX_SCALE).unwrap() as f32, anonymize.box_scale);
+        assert_eq!(none.flag(&DRAW_BOXES).unwrap(), anonymize.draw_boxes);
+        assert_eq!(none.number(&MIN_SCORE).unwrap() as f32, detect.min_score);
+        assert_eq!(
+            none.count(&DETAIL_SIDE).unwrap() as u32,
+            detect.max_detail_side
+        );
+        // The library accepts the table's whole range.
+        for spec in [MIN_SCORE, STRENGTH, BOX_SCALE, DETAIL_SIDE] {
+            let (min, max, _) = spec.bounds().unwrap();
+            for value in [min, max] {
+                let mut o = options(&[(spec.name, json!(value))]);
+                let anonymize = AnonymizeOptions {
+                    strength: o.number(&STRENGTH).unwrap() as f32,
+                    box_scale: o.number(&BOX_SCALE).unwrap() as f32,
+                    ..AnonymizeOptions::default()
+                };
+                let detect = DetectOptions {
+                    min_score: o.number(&MIN_SCORE).unwrap() as f32,
+                    max_detail_side: o.count(&DETAIL_SIDE).unwrap() as u32,
+                    ..DetectOptions::default()
+                };
+                assert!(
+                    anonymize.validate().is_ok() && detect.validate().is_ok(),
+                    "{}={value}",
+                    spec.name
+                );
+            }
+        }
+    }
+
+    #[test]
     fn bad_options_are_422() {
         let cases = [
             ("mode", json!("mosaic")),
@@ -234,7 +253,7 @@ mod tests {
                 .prepare(options(&[(key, value.clone())]))
                 .err()
                 .unwrap();
-            assert_eq!(err.code, ErrorCode::BadOption, "{key}={value}");
+            assert_eq!(err.code(), "bad_option", "{key}={value}");
         }
     }
 

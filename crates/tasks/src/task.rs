@@ -5,7 +5,8 @@ use percept_core::{DecodeLimits, Decoded, OutputFormat, RgbImage, decode, encode
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::{ApiError, Options};
+use crate::option_spec::OptionSpec;
+use crate::{Options, TaskError};
 
 /// Named durations of the stages one request went through, in order.
 #[derive(Debug, Clone, Default)]
@@ -47,10 +48,10 @@ impl TaskOutput {
     pub fn from_serialize(
         value: &impl Serialize,
         image: Option<RgbImage>,
-    ) -> Result<Self, ApiError> {
-        match serde_json::to_value(value).map_err(ApiError::internal)? {
+    ) -> Result<Self, TaskError> {
+        match serde_json::to_value(value).map_err(TaskError::internal)? {
             Value::Object(json) => Ok(Self { json, image }),
-            other => Err(ApiError::internal(format!(
+            other => Err(TaskError::internal(format!(
                 "task output is not an object: {other}"
             ))),
         }
@@ -58,24 +59,8 @@ impl TaskOutput {
 }
 
 /// A task's work, validated and ready to run on a worker.
-pub type PreparedJob = Box<dyn FnOnce(Decoded, &mut Stages) -> Result<TaskOutput, ApiError> + Send>;
-
-/// Documentation of one option, for `/openapi.json` and error messages.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct OptionDoc {
-    /// Option name, as in the query string or JSON body.
-    pub name: &'static str,
-    /// JSON type: `number`, `integer`, `string` or `boolean`.
-    pub kind: &'static str,
-    /// Default value, as text.
-    pub default: &'static str,
-    /// What it does and its valid range.
-    pub description: &'static str,
-    /// The accepted values of a `string` option that takes one of a list (empty otherwise):
-    /// an `enum` in the OpenAPI document, a menu on the page.
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    pub choices: &'static [&'static str],
-}
+pub type PreparedJob =
+    Box<dyn FnOnce(Decoded, &mut Stages) -> Result<TaskOutput, TaskError> + Send>;
 
 /// One kind of work percept does on a photo. The server and the CLI both run tasks through
 /// this trait, which keeps the HTTP and `--json` outputs identical.
@@ -85,10 +70,10 @@ pub trait Task: Send + Sync {
     /// One line for the API description.
     fn summary(&self) -> &str;
     /// The options it accepts.
-    fn options(&self) -> &[OptionDoc];
+    fn options(&self) -> &[OptionSpec];
     /// Validates `options` (before any queueing, so bad options cost nothing) and returns the
     /// work to run on the decoded image.
-    fn prepare(&self, options: Options) -> Result<PreparedJob, ApiError>;
+    fn prepare(&self, options: Options) -> Result<PreparedJob, TaskError>;
 }
 
 /// The tasks a server or CLI offers, looked up by name.
@@ -138,34 +123,26 @@ pub struct Render {
     pub raw_image: bool,
 }
 
+/// The encoding of the result image (`Accept: image/jpeg` implies jpeg; `jpg` = `jpeg`).
+const FORMAT: OptionSpec = OptionSpec::choice(
+    "format",
+    &["png", "jpeg", "jpg"],
+    "Encoding of the result image (jpg is jpeg). `Accept: image/jpeg` implies jpeg.",
+);
+const QUALITY: OptionSpec = OptionSpec::integer("quality", 90, 1, 100, "JPEG quality.");
+
 /// The options every task accepts besides its own.
-pub const COMMON_OPTIONS: &[OptionDoc] = &[
-    OptionDoc {
-        name: "format",
-        kind: "string",
-        default: "png",
-        description: "Encoding of the result image: png or jpeg. `Accept: image/jpeg` implies jpeg.",
-        choices: &["png", "jpeg"],
-    },
-    OptionDoc {
-        name: "quality",
-        kind: "integer",
-        default: "90",
-        description: "JPEG quality, 1–100.",
-        choices: &[],
-    },
-];
+pub const COMMON_OPTIONS: &[OptionSpec] = &[FORMAT, QUALITY];
 
 impl Render {
     /// Takes `format` and `quality` from `options`; `accept` is the request's `Accept` header.
-    pub fn from_request(accept: Option<&str>, options: &mut Options) -> Result<Self, ApiError> {
+    pub fn from_request(accept: Option<&str>, options: &mut Options) -> Result<Self, TaskError> {
         let accept = accept.unwrap_or_default().to_ascii_lowercase();
         let wants_jpeg = accept.contains("image/jpeg") || accept.contains("image/jpg");
         let wants_png = accept.contains("image/png");
-        let quality = options
-            .take_f64("quality", 1.0..=100.0)?
-            .map_or(90, |q| q.round() as u8);
-        let format = match options.take_choice("format", &["png", "jpeg", "jpg"])? {
+        // 1..=100 by the table.
+        let quality = options.integer(&QUALITY)? as u8;
+        let format = match options.choice_given(&FORMAT)? {
             Some("png") => OutputFormat::Png,
             Some(_) => OutputFormat::Jpeg { quality },
             None if wants_jpeg && !wants_png => OutputFormat::Jpeg { quality },
@@ -218,7 +195,7 @@ pub fn execute(
     bytes: &[u8],
     limits: &DecodeLimits,
     render: Render,
-) -> Result<Executed, ApiError> {
+) -> Result<Executed, TaskError> {
     let mut stages = Stages::default();
     let decoded = stages.time("decode", || decode(bytes, limits))?;
     let start = Instant::now();

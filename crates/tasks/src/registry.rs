@@ -1,29 +1,8 @@
-//! The tasks percept offers, as adapters from typed results to the API's JSON.
-
-mod anonymize;
-mod art;
-mod holistic;
-mod inspect;
-mod parse;
+//! Which tasks exist, the models each needs, and the registries the server and CLI build.
 
 use std::sync::Arc;
 
-pub use anonymize::Anonymize;
-pub use art::Art;
-pub use holistic::Holistic;
-pub use inspect::{Inspect, InspectResult};
-pub use parse::Parse;
-
-use crate::{ApiError, TaskRegistry};
-
-/// A pipeline error as the API reports it: a bad option is the client's (422), anything else
-/// is ours (500).
-fn vision_error(error: percept_vision::VisionError) -> ApiError {
-    match error {
-        percept_vision::VisionError::BadOption(message) => ApiError::bad_option(message),
-        other => ApiError::internal(other),
-    }
-}
+use crate::{Anonymize, Art, Holistic, Inspect, OptionSpec, Parse, TaskRegistry};
 
 /// Every task that needs no model.
 pub fn default_registry() -> TaskRegistry {
@@ -124,25 +103,26 @@ pub fn options_help() -> String {
         "Tasks and their options (-O KEY=VALUE; every task also takes {}):\n",
         common.join(", ")
     );
-    let mut write = |task: &str, options: &[crate::OptionDoc]| {
+    let mut write = |task: &str, options: &[OptionSpec]| {
         // Writing into a String cannot fail.
         let _ = writeln!(out, "\n  {task}");
         for option in options {
-            let values = if option.choices.is_empty() {
-                option.kind.to_string()
-            } else {
-                option.choices.join("|")
+            let values = match option.choices() {
+                [] => format!("{} {}", option.type_name(), option.accepted()),
+                choices => choices.join("|"),
             };
             let _ = writeln!(
                 out,
                 "    {}={values} [default: {}]  {}",
-                option.name, option.default, option.description
+                option.name,
+                option.default_text(),
+                option.description
             );
         }
     };
-    write("parse", parse::OPTIONS);
-    write("anonymize (also --mode)", anonymize::OPTIONS);
-    write("holistic", holistic::OPTIONS);
+    write("parse", crate::parse::OPTIONS);
+    write("anonymize (also --mode)", crate::anonymize::OPTIONS);
+    write("holistic", crate::holistic::OPTIONS);
     let registry = default_registry();
     for name in registry.names() {
         if let Some(task) = registry.get(&name) {
@@ -154,43 +134,6 @@ pub fn options_help() -> String {
         }
     }
     out
-}
-
-/// What `/v1/models` lists for each loaded model.
-pub fn model_infos(models: &percept_vision::Models) -> Vec<crate::ModelInfo> {
-    models
-        .iter()
-        .map(|model| {
-            let spec = model.spec();
-            crate::ModelInfo {
-                name: spec.name.clone(),
-                version: spec
-                    .source
-                    .as_ref()
-                    .map(|s| format!("{} {} {}", s.registry, s.package, s.version))
-                    .unwrap_or_default(),
-                sha256: spec.sha256.clone(),
-                input: spec.input.shape.clone(),
-                labels: Vec::new(),
-            }
-        })
-        .collect()
-}
-
-/// A one-channel map (parse's label indices, holistic's person mask) as a greyscale PNG,
-/// base64 (not through `percept_core::encode`, which writes RGB results).
-pub(crate) fn grey_png_base64(map: &image::GrayImage) -> Result<String, ApiError> {
-    use base64::Engine as _;
-    let mut png = Vec::new();
-    image::ImageEncoder::write_image(
-        image::codecs::png::PngEncoder::new(&mut png),
-        map.as_raw(),
-        map.width(),
-        map.height(),
-        image::ExtendedColorType::L8,
-    )
-    .map_err(ApiError::internal)?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(png))
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::task::{OptionDoc, PreparedJob, Task, TaskOutput};
-use crate::{ApiError, Options};
+use crate::task::{PreparedJob, Task, TaskOutput};
+use crate::{OptionSpec, Options, TaskError};
 
 /// `inspect`: what percept reads from an image's header and pixels — the smallest task,
 /// proving the decode path end to end.
@@ -37,11 +37,11 @@ impl Task for Inspect {
         "Decode an image and report its size, format, EXIF orientation and mean colour"
     }
 
-    fn options(&self) -> &[OptionDoc] {
+    fn options(&self) -> &[OptionSpec] {
         &[]
     }
 
-    fn prepare(&self, options: Options) -> Result<PreparedJob, ApiError> {
+    fn prepare(&self, options: Options) -> Result<PreparedJob, TaskError> {
         options.finish(&[])?;
         Ok(Box::new(|decoded, _stages| {
             let mut sums = [0u64; 3];
