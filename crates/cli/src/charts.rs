@@ -260,3 +260,50 @@ fn frame<'a, 'b>(
         .draw()?;
     Ok(chart)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(task: &str, start_s: f64, latency_ms: f64, status: u16) -> Record {
+        Record {
+            start_s,
+            latency_ms,
+            status,
+            bytes: 0,
+            task: task.into(),
+            image: "p.jpg".into(),
+            stage: 0,
+        }
+    }
+
+    #[test]
+    fn tasks_svg_has_a_named_series_per_task_in_both_panels() {
+        let dir = std::env::temp_dir().join(format!("percept-charts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_default();
+        let records: Vec<Record> = (0..200)
+            .map(|i| {
+                let task = ["parse", "art/oil", "inspect"][i % 3];
+                record(
+                    task,
+                    i as f64 * 0.1,
+                    10.0 + (i % 7) as f64,
+                    if i % 11 == 0 { 429 } else { 200 },
+                )
+            })
+            .collect();
+        per_task(&dir.join("tasks.svg"), &records, 20.0).unwrap_or_default();
+        let svg = std::fs::read_to_string(dir.join("tasks.svg")).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&dir);
+        for task in ["parse", "art/oil", "inspect"] {
+            // A legend entry in each panel (plotters writes the text on a line of its own).
+            assert_eq!(
+                svg.matches(&format!("\n{task}\n</text>")).count(),
+                2,
+                "{task}: {svg}"
+            );
+        }
+        // Per task and panel one data line (drawn 2 px wide; the mesh and swatches are 1 px).
+        assert_eq!(svg.matches(r#"stroke-width="2""#).count(), 6, "{svg}");
+    }
+}

@@ -116,7 +116,7 @@ fn saturated_soak_gives_only_2xx_and_429_and_flat_memory() {
     let tasks = std::fs::read_to_string(out.path().join("tasks.svg")).unwrap();
     for task in ["inspect", "art/pencil", "art/oil", "art/cartoon"] {
         assert_eq!(
-            tasks.matches(&format!(">{task}<")).count(),
+            tasks.matches(&format!("\n{task}\n</text>")).count(),
             2,
             "{task} in tasks.svg's legends"
         );

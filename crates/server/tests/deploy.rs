@@ -537,10 +537,28 @@ fn the_dockerfile_builds_like_the_readme_and_runs_unprivileged() {
     assert!(instructions.contains(&"RUN scripts/fetch-ort"));
     // Dependencies are cooked (cargo-chef) before the sources are copied, so a code change
     // does not rebuild every crate.
+    // The dependencies are cooked with the same profile the build uses, and the binary copied
+    // from that profile's folder.
+    let profile = build
+        .split_once("--profile ")
+        .map_or("release", |(_, rest)| {
+            rest.split_whitespace().next().unwrap()
+        });
+    let profile_flag = if profile == "release" {
+        "--release".to_string()
+    } else {
+        format!("--profile {profile}")
+    };
     let cook = instructions
         .iter()
-        .position(|l| l.starts_with("RUN cargo chef cook --release --locked"))
-        .expect("a cargo chef cook layer");
+        .position(|l| l.starts_with(&format!("RUN cargo chef cook {profile_flag} --locked")))
+        .expect("a cargo chef cook layer with the build's profile");
+    assert!(
+        instructions.iter().any(|l| l.starts_with(&format!(
+            "COPY --from=builder /src/target/{profile}/percept "
+        ))),
+        "the binary is copied from target/{profile}/"
+    );
     let build_at = instructions
         .iter()
         .position(|l| *l == format!("RUN {build}"))
