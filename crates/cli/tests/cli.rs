@@ -501,7 +501,9 @@ fn help_lists_tasks_log_level_flags_completions_and_man_pages() {
     for needle in [
         "parser=learned|pose-guided",
         "detector=accurate|fast",
-        "hands=boolean",
+        "hands=true|false [default: true]",
+        "max_persons=integer 1..=20 [default: 10]",
+        "strength=number [0.1, 10] [default: 1]",
         "art --style oil",
         "inspect",
         "--max-pixels",

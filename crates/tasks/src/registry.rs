@@ -107,9 +107,10 @@ pub fn options_help() -> String {
         // Writing into a String cannot fail.
         let _ = writeln!(out, "\n  {task}");
         for option in options {
-            let values = match option.choices() {
-                [] => format!("{} {}", option.type_name(), option.accepted()),
-                choices => choices.join("|"),
+            let values = match (option.kind, option.choices()) {
+                (crate::OptionKind::Boolean { .. }, _) => "true|false".to_string(),
+                (_, []) => format!("{} {}", option.type_name(), option.accepted()),
+                (_, choices) => choices.join("|"),
             };
             let _ = writeln!(
                 out,
