@@ -5,7 +5,7 @@ use std::path::Path;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
-use crate::records::{Record, Sample};
+use crate::records::{Record, Sample, median};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -158,28 +158,25 @@ fn per_task(path: &Path, records: &[Record], x_max: f64) -> Result<()> {
     // Per task: the 2xx latencies of each window (by completion time).
     let mut latencies: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); windows]; names.len()];
     for r in records.iter().filter(|r| (200..300).contains(&r.status)) {
-        let (Ok(t), i) = (
-            names.binary_search(&r.task.as_str()),
-            (((r.start_s + r.latency_ms / 1000.0) / window) as usize).min(windows - 1),
-        ) else {
-            continue;
-        };
-        latencies[t][i].push(r.latency_ms);
+        // Every record's task is in `names`.
+        if let Ok(t) = names.binary_search(&r.task.as_str()) {
+            let i = (((r.start_s + r.latency_ms / 1000.0) / window) as usize).min(windows - 1);
+            latencies[t][i].push(r.latency_ms);
+        }
     }
     let mut medians: Vec<Vec<(f64, f64)>> = Vec::new();
     let mut rates: Vec<Vec<(f64, f64)>> = Vec::new();
     for per_window in &mut latencies {
-        let mut median = Vec::new();
+        let mut middle = Vec::new();
         let mut rate = Vec::new();
         for (i, values) in per_window.iter_mut().enumerate() {
             let at = (i as f64 + 0.5) * window;
             rate.push((at, values.len() as f64 / window));
-            if !values.is_empty() {
-                values.sort_by(f64::total_cmp);
-                median.push((at, values[values.len() / 2]));
+            if let Some(m) = median(values) {
+                middle.push((at, m));
             }
         }
-        medians.push(median);
+        medians.push(middle);
         rates.push(rate);
     }
     let root = SVGBackend::new(path, (960, 720)).into_drawing_area();

@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use crate::records::{Record, Sample};
+use crate::records::{Record, Sample, median, percentile};
 
 /// `percept load --url … --task … --images <dir> --concurrency N --duration D --out <dir>`.
 #[derive(Debug, Clone, Args)]
@@ -465,19 +465,6 @@ async fn drive(
             .map(|m| m.load(Ordering::SeqCst))
             .collect(),
     })
-}
-
-fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = (p / 100.0 * (sorted.len() - 1) as f64).round() as usize;
-    sorted.get(rank.min(sorted.len() - 1)).copied()
-}
-
-fn median(values: &mut [f64]) -> Option<f64> {
-    values.sort_by(f64::total_cmp);
-    percentile(values, 50.0)
 }
 
 fn round(v: Option<f64>) -> Option<f64> {

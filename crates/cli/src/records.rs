@@ -24,3 +24,18 @@ pub(crate) struct Sample {
     pub(crate) queue_depth: Option<f64>,
     pub(crate) in_flight: Option<f64>,
 }
+
+/// The `p`th percentile (0–100) of `sorted` by nearest rank; `None` when empty.
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p / 100.0 * (sorted.len() - 1) as f64).round() as usize;
+    sorted.get(rank.min(sorted.len() - 1)).copied()
+}
+
+/// The median of `values` (sorted in place); `None` when empty.
+pub(crate) fn median(values: &mut [f64]) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    percentile(values, 50.0)
+}

@@ -39,19 +39,19 @@ pub use extract::{BodyLimits, ImageInput, ImagePart, read_image_input};
 pub use metrics::resident_memory_bytes;
 pub use openapi::document as openapi_document;
 pub use pool::{PoolError, Ran, WorkPool};
-pub use routes::{app, metrics_app};
+pub use routes::app;
 pub use state::{AppState, ModelInfo};
 // The task layer is its own crate (percept-tasks); these are the names the server's own API
 // uses from it.
 pub use percept_tasks::{Options, Task, TaskRegistry};
 
-/// Serves [`metrics_app`] on `listener` (the `metrics_addr` listener) until the process ends;
+/// Serves `routes::metrics_app` on `listener` (the `metrics_addr` listener) until the process ends;
 /// it holds no work, so shutdown needs no draining.
 pub async fn serve_metrics(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, metrics_app(state)).await
+    axum::serve(listener, routes::metrics_app(state)).await
 }
 
 /// Serves [`app`] on `listener` until `shutdown` resolves, then stops accepting, lets every

@@ -194,13 +194,13 @@ fn option_parameters(task: &dyn Task) -> Vec<Value> {
         .iter()
         .chain(COMMON_OPTIONS)
         .map(|o| {
-            let mut schema = json!({"type": o.type_name()});
+            let mut schema = json!({"type": o.type_name(), "default": o.default_value()});
             match o.kind {
                 OptionKind::Number {
                     min,
                     max,
                     min_exclusive,
-                    default,
+                    ..
                 } => {
                     let lower = if min_exclusive {
                         "exclusiveMinimum"
@@ -209,18 +209,14 @@ fn option_parameters(task: &dyn Task) -> Vec<Value> {
                     };
                     schema[lower] = json!(min);
                     schema["maximum"] = json!(max);
-                    schema["default"] = json!(default);
                 }
-                OptionKind::Integer { min, max, default } => {
+                // Integer bounds stay integers in the schema.
+                OptionKind::Integer { min, max, .. } => {
                     schema["minimum"] = json!(min);
                     schema["maximum"] = json!(max);
-                    schema["default"] = json!(default);
                 }
-                OptionKind::Boolean { default } => schema["default"] = json!(default),
-                OptionKind::Choice { choices } => {
-                    schema["enum"] = json!(choices);
-                    schema["default"] = json!(choices.first());
-                }
+                OptionKind::Choice { choices } => schema["enum"] = json!(choices),
+                OptionKind::Boolean { .. } => {}
             }
             json!({"name": o.name, "in": "query", "required": false,
                    "description": o.full_description(), "schema": schema})

@@ -95,6 +95,23 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
     DRAW_BOXES,
 ];
 
+/// The masking and detection options from the request's.
+fn pipeline_options(options: &mut Options) -> Result<(AnonymizeOptions, DetectOptions), TaskError> {
+    let anonymize = AnonymizeOptions {
+        mode: options.choice(&MODE)?.parse::<AnonymizeMode>()?,
+        strength: options.number(&STRENGTH)? as f32,
+        box_scale: options.number(&BOX_SCALE)? as f32,
+        draw_boxes: options.flag(&DRAW_BOXES)?,
+    };
+    let detect = DetectOptions {
+        min_score: options.number(&MIN_SCORE)? as f32,
+        // 1280..=8192 by the table.
+        max_detail_side: options.count(&DETAIL_SIDE)? as u32,
+        ..DetectOptions::default()
+    };
+    Ok((anonymize, detect))
+}
+
 impl Task for Anonymize {
     fn name(&self) -> &str {
         "anonymize"
@@ -109,17 +126,7 @@ impl Task for Anonymize {
     }
 
     fn prepare(&self, mut options: Options) -> Result<PreparedJob, TaskError> {
-        let anonymize_options = AnonymizeOptions {
-            mode: options.choice(&MODE)?.parse::<AnonymizeMode>()?,
-            strength: options.number(&STRENGTH)? as f32,
-            box_scale: options.number(&BOX_SCALE)? as f32,
-            draw_boxes: options.flag(&DRAW_BOXES)?,
-        };
-        let detect_options = DetectOptions {
-            min_score: options.number(&MIN_SCORE)? as f32,
-            max_detail_side: options.count(&DETAIL_SIDE)? as u32,
-            ..DetectOptions::default()
-        };
+        let (anonymize_options, detect_options) = pipeline_options(&mut options)?;
         let detector = options.choice(&DETECTOR)?;
         options.finish(OPTIONS)?;
         anonymize_options.validate()?;
@@ -192,46 +199,18 @@ mod tests {
 
     #[test]
     fn the_tables_defaults_are_the_librarys() {
-        let mut none = Options::new();
-        let anonymize = AnonymizeOptions::default();
-        let detect = DetectOptions::default();
-        assert_eq!(
-            none.choice(&MODE)
-                .unwrap()
-                .parse::<AnonymizeMode>()
-                .unwrap(),
-            anonymize.mode
-        );
-        assert_eq!(none.number(&STRENGTH).unwrap() as f32, anonymize.strength);
-        assert_eq!(none.number(&BOX_SCALE).unwrap() as f32, anonymize.box_scale);
-        assert_eq!(none.flag(&DRAW_BOXES).unwrap(), anonymize.draw_boxes);
-        assert_eq!(none.number(&MIN_SCORE).unwrap() as f32, detect.min_score);
-        assert_eq!(
-            none.count(&DETAIL_SIDE).unwrap() as u32,
-            detect.max_detail_side
-        );
+        let (anonymize, detect) = pipeline_options(&mut Options::new()).unwrap();
+        assert_eq!(anonymize, AnonymizeOptions::default());
+        assert_eq!(detect, DetectOptions::default());
         // The library accepts the table's whole range.
-        for spec in [MIN_SCORE, STRENGTH, BOX_SCALE, DETAIL_SIDE] {
-            let (min, max, _) = spec.bounds().unwrap();
-            for value in [min, max] {
-                let mut o = options(&[(spec.name, json!(value))]);
-                let anonymize = AnonymizeOptions {
-                    strength: o.number(&STRENGTH).unwrap() as f32,
-                    box_scale: o.number(&BOX_SCALE).unwrap() as f32,
-                    ..AnonymizeOptions::default()
-                };
-                let detect = DetectOptions {
-                    min_score: o.number(&MIN_SCORE).unwrap() as f32,
-                    max_detail_side: o.count(&DETAIL_SIDE).unwrap() as u32,
-                    ..DetectOptions::default()
-                };
-                assert!(
-                    anonymize.validate().is_ok() && detect.validate().is_ok(),
-                    "{}={value}",
-                    spec.name
-                );
-            }
-        }
+        crate::option_spec::at_each_bound(OPTIONS, |spec, mut o| {
+            let (anonymize, detect) = pipeline_options(&mut o).unwrap();
+            assert!(
+                anonymize.validate().is_ok() && detect.validate().is_ok(),
+                "{} at a bound",
+                spec.name
+            );
+        });
     }
 
     #[test]

@@ -142,14 +142,9 @@ mod tests {
     fn the_tables_defaults_and_bounds_are_the_librarys() {
         let defaults = holistic_options(&mut Options::new()).unwrap();
         assert_eq!(defaults, HolisticOptions::default());
-        for spec in [MIN_SCORE, MAX_PEOPLE, MODEL_COMPLEXITY] {
-            let (min, max, _) = spec.bounds().unwrap();
-            for value in [min, max] {
-                let mut o = Options::new();
-                o.insert(spec.name, serde_json::json!(value));
-                let options = holistic_options(&mut o).unwrap();
-                assert!(options.validate().is_ok(), "{}={value}", spec.name);
-            }
-        }
+        crate::option_spec::at_each_bound(OPTIONS, |spec, mut o| {
+            let options = holistic_options(&mut o).unwrap();
+            assert!(options.validate().is_ok(), "{} at a bound", spec.name);
+        });
     }
 }

@@ -148,6 +148,16 @@ impl OptionSpec {
         }
     }
 
+    /// The default as a typed JSON value (`1.3`, `10`, `true`, `"blur"`), for schemas.
+    pub fn default_value(&self) -> serde_json::Value {
+        match self.kind {
+            OptionKind::Number { default, .. } => default.into(),
+            OptionKind::Integer { default, .. } => default.into(),
+            OptionKind::Boolean { default } => default.into(),
+            OptionKind::Choice { choices } => choices.first().copied().unwrap_or("").into(),
+        }
+    }
+
     /// The accepted values in words, for messages and help: `[0.1, 10]`, `(0, 200]`,
     /// `1..=20`, `true or false`, `blur, pixelate or box`.
     pub fn accepted(&self) -> String {
@@ -243,6 +253,37 @@ impl Serialize for OptionSpec {
             s.serialize_field("choices", self.choices())?;
         }
         s.end()
+    }
+}
+
+/// For tests that hold a table against its library: `check` gets, for each numeric spec,
+/// options holding just its lower bound (the smallest accepted step above an exclusive one)
+/// and then just its upper bound.
+#[cfg(test)]
+pub(crate) fn at_each_bound(
+    specs: &[OptionSpec],
+    mut check: impl FnMut(&OptionSpec, crate::Options),
+) {
+    for spec in specs {
+        let Some((min, max, min_exclusive)) = spec.bounds() else {
+            continue;
+        };
+        let integer = matches!(spec.kind, OptionKind::Integer { .. });
+        let lowest = match (min_exclusive, integer) {
+            (false, _) => min,
+            (true, true) => min + 1.0,
+            (true, false) => min + 1e-3,
+        };
+        for value in [lowest, max] {
+            let mut options = crate::Options::new();
+            let json = if integer {
+                serde_json::json!(value as i64)
+            } else {
+                serde_json::json!(value)
+            };
+            options.insert(spec.name, json);
+            check(spec, options);
+        }
     }
 }
 

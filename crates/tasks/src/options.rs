@@ -68,14 +68,37 @@ impl Options {
         self.values.remove(key)
     }
 
-    /// Removes `spec`'s option and reads it as a number (`number` or `integer` options):
-    /// `None` when absent, an error naming the option and its range when invalid.
-    pub fn number_given(&mut self, spec: &OptionSpec) -> Result<Option<f64>, TaskError> {
-        let Some(value) = self.take(spec.name) else {
-            return Ok(None);
+    /// A `number` or `integer` option's value, or its default when absent; an error naming
+    /// the option and its range when invalid.
+    pub fn number(&mut self, spec: &OptionSpec) -> Result<f64, TaskError> {
+        // The range check per kind, and the default; a non-numeric spec is our mistake.
+        let (within, default): (&dyn Fn(f64) -> bool, f64) = match spec.kind {
+            OptionKind::Number {
+                min,
+                max,
+                min_exclusive,
+                default,
+            } => (
+                &move |n| (n > min || (!min_exclusive && n == min)) && n <= max,
+                default,
+            ),
+            OptionKind::Integer { min, max, default } => (
+                &move |n: f64| n.fract() == 0.0 && n >= min as f64 && n <= max as f64,
+                default as f64,
+            ),
+            OptionKind::Boolean { .. } | OptionKind::Choice { .. } => {
+                return Err(TaskError::internal(format!(
+                    "option `{}` is not numeric",
+                    spec.name
+                )));
+            }
         };
-        let bad = || {
-            TaskError::bad_option(format!(
+        let Some(value) = self.take(spec.name) else {
+            return Ok(default);
+        };
+        match value.as_f64() {
+            Some(number) if within(number) => Ok(number),
+            _ => Err(TaskError::bad_option(format!(
                 "option `{}` must be {} in {}, got {value}",
                 spec.name,
                 if spec.type_name() == "integer" {
@@ -84,42 +107,13 @@ impl Options {
                     "a number"
                 },
                 spec.accepted()
-            ))
-        };
-        let number = value.as_f64().ok_or_else(bad)?;
-        let within = match spec.kind {
-            OptionKind::Number {
-                min,
-                max,
-                min_exclusive,
-                ..
-            } => (number > min || (!min_exclusive && number == min)) && number <= max,
-            OptionKind::Integer { min, max, .. } => {
-                number.fract() == 0.0 && number >= min as f64 && number <= max as f64
-            }
-            OptionKind::Boolean { .. } | OptionKind::Choice { .. } => {
-                return Err(TaskError::internal(format!(
-                    "option `{}` is not numeric",
-                    spec.name
-                )));
-            }
-        };
-        if within { Ok(Some(number)) } else { Err(bad()) }
-    }
-
-    /// A `number` option's value, or its default.
-    pub fn number(&mut self, spec: &OptionSpec) -> Result<f64, TaskError> {
-        let default = match spec.kind {
-            OptionKind::Number { default, .. } => default,
-            OptionKind::Integer { default, .. } => default as f64,
-            _ => f64::NAN, // refused by number_given
-        };
-        Ok(self.number_given(spec)?.unwrap_or(default))
+            ))),
+        }
     }
 
     /// An `integer` option's value, or its default.
     pub fn integer(&mut self, spec: &OptionSpec) -> Result<i64, TaskError> {
-        // Whole and within an i64 range by number_given's check.
+        // Whole and within an i64 range by number's check.
         Ok(self.number(spec)? as i64)
     }
 

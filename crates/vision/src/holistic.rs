@@ -329,7 +329,10 @@ impl Holistic {
         });
         // Each person's pose goes on to their hands and face; what found them stays beside.
         let track = |mut p: Person| -> Result<(Option<PersonBox>, HolisticPerson)> {
-            let detection = p.detection.as_ref().map(|d| person_box(&d.bbox, d.score));
+            let detection = p.detection.as_ref().map(|d| PersonBox {
+                bbox: d.bbox,
+                score: d.score,
+            });
             // Drawn into `segmentation_mask` already; not carried further.
             p.pose.mask = None;
             let landmarks = self.complete(image, p.pose, options)?;
@@ -361,12 +364,7 @@ impl Holistic {
         if let Some((detection, first)) = people.first() {
             result.landmarks = first.landmarks.clone();
             result.person = Some(detection.unwrap_or(PersonBox {
-                bbox: BBox {
-                    x: first.bbox.x as f32,
-                    y: first.bbox.y as f32,
-                    width: first.bbox.width as f32,
-                    height: first.bbox.height as f32,
-                },
+                bbox: first.bbox.into(),
                 score: first.score,
             }));
         }
@@ -481,10 +479,6 @@ fn part(score: f32, roi: percept_infer::RotatedRect) -> PartInfo {
         score,
         roi: Some(roi.into()),
     }
-}
-
-fn person_box(b: &BBox, score: f32) -> PersonBox {
-    PersonBox { bbox: *b, score }
 }
 
 /// Points to draw: those the model thinks are visible (MediaPipe's drawing threshold 0.5).

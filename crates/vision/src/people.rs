@@ -5,7 +5,7 @@
 //! are dropped.
 
 use image::RgbImage;
-use percept_infer::{Models, RotatedRect};
+use percept_infer::{BBox, Models, RotatedRect};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -23,6 +23,18 @@ pub struct PixelBox {
     pub width: u32,
     /// Height.
     pub height: u32,
+}
+
+/// The same pixels as a sub-pixel box (a person box when the pose detector gave none).
+impl From<PixelBox> for BBox {
+    fn from(b: PixelBox) -> Self {
+        BBox {
+            x: b.x as f32,
+            y: b.y as f32,
+            width: b.width as f32,
+            height: b.height as f32,
+        }
+    }
 }
 
 impl PixelBox {
