@@ -48,6 +48,12 @@ const MIN_SCORE: OptionSpec = OptionSpec::number(
     1.0,
     "Minimum person/face detection confidence.",
 );
+/// The default is the library's (a test checks).
+const MIRROR: OptionSpec = OptionSpec::boolean(
+    "mirror",
+    true,
+    "With the learned parser: also run the network on each person's crop mirrored left-right and average the two (more accurate labels at twice the network's time).",
+);
 const ALPHA: OptionSpec = OptionSpec::number(
     "alpha",
     0.6,
@@ -61,7 +67,7 @@ const MASK: OptionSpec = OptionSpec::boolean(
     "Include `mask`: the label-index PNG (one label value per pixel), base64.",
 );
 
-pub(crate) const OPTIONS: &[OptionSpec] = &[PARSER, MAX_PERSONS, MIN_SCORE, ALPHA, MASK];
+pub(crate) const OPTIONS: &[OptionSpec] = &[PARSER, MIRROR, MAX_PERSONS, MIN_SCORE, ALPHA, MASK];
 
 /// The parser's options from the request's.
 fn parse_options(options: &mut Options) -> Result<ParseOptions, TaskError> {
@@ -71,6 +77,7 @@ fn parse_options(options: &mut Options) -> Result<ParseOptions, TaskError> {
         parser,
         max_persons: options.count(&MAX_PERSONS)?,
         min_score: options.number(&MIN_SCORE)? as f32,
+        mirror: options.flag(&MIRROR)?,
         ..ParseOptions::default()
     })
 }

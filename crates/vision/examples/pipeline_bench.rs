@@ -5,7 +5,8 @@
 //! `cargo run -p percept-vision --example pipeline_bench -- holistic photo.jpg 1280x720 30`
 //! `cargo run -p percept-vision --example pipeline_bench -- parse photo.jpg 512x512 30`
 //!
-//! `PERCEPT_PARSER=learned|pose-guided` picks the parser (default learned).
+//! `PERCEPT_PARSER=learned|pose-guided` picks the parser (default learned);
+//! `PERCEPT_PARSE_MIRROR=0` parses each crop once (default: both views averaged).
 //! `PERCEPT_MAX_PEOPLE=N` and `PERCEPT_MODEL_COMPLEXITY=0|1` set holistic's options (defaults
 //! 10 and 1), `PERCEPT_REFINE_FACE=1` and `PERCEPT_SEGMENTATION=1` turn on
 //! `refine_face_landmarks` and `enable_segmentation`; holistic's `found` is the landmarks of
@@ -97,9 +98,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let p = Parser::new(&models)?;
             // PERCEPT_PARSER=learned|pose-guided (default learned).
             let parser = std::env::var("PERCEPT_PARSER").unwrap_or_else(|_| "learned".into());
+            // PERCEPT_PARSE_MIRROR=0 runs each crop once instead of averaging both views.
             let parse_options = ParseOptions {
                 parser: ParserChoice::from_name(&parser)
                     .ok_or("PERCEPT_PARSER is learned|pose-guided")?,
+                mirror: std::env::var("PERCEPT_PARSE_MIRROR").as_deref() != Ok("0"),
                 ..ParseOptions::default()
             };
             Box::new(move || Ok(p.parse(&image, &parse_options)?.result.persons.len()))

@@ -80,6 +80,10 @@ fn learned_parser_holds_its_accuracy_on_the_held_out_split() {
     let parser = Parser::new(&models).unwrap();
     let options = ParseOptions::default();
     assert_eq!(options.parser, ParserChoice::Learned);
+    assert!(
+        options.mirror,
+        "the default averages both views of each crop"
+    );
     let mut confusion = [[0u64; 6]; 6];
     let mut one_person = 0;
     let ids = 901..=1004;
@@ -118,8 +122,10 @@ fn learned_parser_holds_its_accuracy_on_the_held_out_split() {
     );
     // Every photo shows one person (the dataset labels only the main subject).
     assert!(one_person * 100 >= photos * 95, "{one_person} of {photos}");
-    assert!(miou >= 0.67, "coarse mIoU {miou:.3} < 0.67");
+    // Measured 0.709 (metrics.json, the default options: both views of each crop averaged);
+    // every group at least 0.55 (lower clothes).
+    assert!(miou >= 0.70, "coarse mIoU {miou:.3} < 0.70");
     for (g, iou) in ious.iter().enumerate() {
-        assert!(*iou >= 0.48, "{}: IoU {iou:.3}", GROUPS[g]);
+        assert!(*iou >= 0.52, "{}: IoU {iou:.3}", GROUPS[g]);
     }
 }

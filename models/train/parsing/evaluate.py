@@ -32,6 +32,7 @@ import paths
 from labels import CCP_TO_LIP, COARSE, L, LEG_COVER, LIP, LIP_TO_COARSE, NUM_CLASSES, SHOE, SKIN
 
 HELD_OUT = range(901, 1005)
+WATCHED = range(851, 901)
 
 
 def ccp_to_coarse(names: list[str]) -> np.ndarray:
@@ -64,10 +65,14 @@ def scores(conf: np.ndarray, names: list[str]) -> dict:
 
 
 def run_parser(percept: str, photos: Path, out: Path, parser: str) -> float:
+    """`parser` is a parser name, optionally followed by `:` and more options for it
+    (`learned:mirror=false`, several separated by `;`)."""
     out.mkdir(parents=True, exist_ok=True)
+    name, _, extra = parser.partition(":")
+    options = [f"parser={name}"] + [o for o in extra.split(";") if o]
     started = time.time()
     subprocess.run([percept, "batch", "parse", str(photos), "-o", str(out), "--jobs", "1",
-                    "--force", "-O", f"parser={parser}"], check=True)
+                    "--force"] + [a for o in options for a in ("-O", o)], check=True)
     return time.time() - started
 
 
@@ -75,21 +80,27 @@ def main() -> None:
     ap = paths.arguments(__doc__)
     ap.add_argument("--data", default=str(paths.DATA))
     ap.add_argument("--percept", default=str(paths.PERCEPT))
-    ap.add_argument("--parsers", default="learned,pose-guided")
+    ap.add_argument("--parsers", default="learned,learned:mirror=false,pose-guided",
+                    help="comma-separated; each a parser name, optionally with `:option=value` "
+                         "(several joined by `;`)")
+    ap.add_argument("--split", choices=["held-out", "watched"], default="held-out",
+                    help="held-out: 0901-1004, the figures reported; watched: 0851-0900, the "
+                         "photos design choices are made on")
     ap.add_argument("--out", default=str(paths.HERE / "metrics.json"))
     args = ap.parse_args()
     ccp, data = Path(args.ccp), Path(args.data)
     names = (ccp / "labels.txt").read_text().split()
     coarse_of = ccp_to_coarse(names)
-    ids = [f"{i:04d}" for i in HELD_OUT]
-    report = {"split": "CCP 0901-1004 (held out, 104 photos)", "parsers": {}}
+    split = HELD_OUT if args.split == "held-out" else WATCHED
+    ids = [f"{i:04d}" for i in split]
+    report = {"split": f"CCP {ids[0]}-{ids[-1]} ({args.split}, {len(ids)} photos)", "parsers": {}}
     with tempfile.TemporaryDirectory() as tmp:
         photos = Path(tmp) / "photos"
         photos.mkdir()
         for pid in ids:
             os.symlink(ccp / "photos" / f"{pid}.jpg", photos / f"{pid}.jpg")
         for parser in args.parsers.split(","):
-            out = Path(tmp) / parser
+            out = Path(tmp) / parser.replace(":", "_").replace(";", "_").replace("=", "-")
             seconds = run_parser(args.percept, photos, out, parser)
             lip_conf = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
             coarse_conf = np.zeros((len(COARSE), len(COARSE)), np.int64)

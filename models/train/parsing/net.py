@@ -26,18 +26,25 @@ from labels import NUM_CLASSES
 # sum of the upsampled deeper features and the encoder's skip) and at 128x128 (8 channels).
 FEATURES_64 = "add__361"
 FEATURES_128 = "clip__406"
+# The encoder's deepest features before the decoder (144 channels at 1/32 of the input, e.g.
+# 12x9 for the 384x288 crop), read by the context branch (ParsingNet(context=True)).
+FEATURES_DEEP = "add__322"
 
 
-def trunk_graph(pose_onnx: str) -> onnx.ModelProto:
-    """The pose landmark graph cut to the two decoder features, with its Resize nodes given
-    by scales (onnx2torch cannot train through size-given Resize)."""
+def trunk_graph(pose_onnx: str, deep: bool = False) -> onnx.ModelProto:
+    """The pose landmark graph cut to the two decoder features (and with `deep` the encoder's
+    deepest), with its Resize nodes given by scales (onnx2torch cannot train through
+    size-given Resize)."""
     model = onnx.load(pose_onnx)
     graph = model.graph
     del graph.output[:]
-    for name, shape in ((FEATURES_64, [1, 48, 64, 64]), (FEATURES_128, [1, 8, 128, 128])):
+    outputs = [(FEATURES_64, [1, 48, 64, 64]), (FEATURES_128, [1, 8, 128, 128])]
+    if deep:
+        outputs.append((FEATURES_DEEP, [1, 144, 8, 8]))
+    for name, shape in outputs:
         graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, shape))
     producer = {o: n for n in graph.node for o in n.output}
-    needed, stack = set(), [FEATURES_64, FEATURES_128]
+    needed, stack = set(), [name for name, _ in outputs]
     while stack:
         t = stack.pop()
         if t in needed:
@@ -74,11 +81,32 @@ def trunk_graph(pose_onnx: str) -> onnx.ModelProto:
 
 
 class ParsingNet(nn.Module):
-    """BlazePose trunk + a light two-scale head."""
+    """BlazePose trunk + a light two-scale head; with `context`, a branch that adds the
+    encoder's deepest features (and their mean over the crop) to the head's stride-4 features.
 
-    def __init__(self, pose_onnx: str):
+    Why the branch: the decoder hands the head 48 channels, summed from every depth; telling a
+    dress from a top and skirt, or a coat from a shirt, needs the whole outfit in view. Its
+    last layers start at zero, so a network resumed from weights trained without it starts
+    exactly where they were (train.py --context on a --resume)."""
+
+    def __init__(self, pose_onnx: str, context: bool = False):
         super().__init__()
-        self.trunk = onnx2torch.convert(trunk_graph(pose_onnx))
+        self.trunk = onnx2torch.convert(trunk_graph(pose_onnx, deep=context))
+        self.context = None
+        self.scene = None
+        if context:
+            self.context = nn.Sequential(
+                nn.Conv2d(144, 96, 1),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(96, 96, 3, padding=1),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(96, 64, 1),
+            )
+            self.scene = nn.Sequential(nn.Conv2d(144, 64, 1), nn.ReLU(inplace=True),
+                                       nn.Conv2d(64, 64, 1))
+            for branch in (self.context, self.scene):
+                nn.init.zeros_(branch[-1].weight)
+                nn.init.zeros_(branch[-1].bias)
         # No batch normalisation: with batches of 8 crops its running statistics drifted far
         # from the batches' (8 watched photos after 4 epochs: 0.91 pixel accuracy in eval mode
         # vs 0.93 in train mode, upper clothes lost entirely), and plain convolutions export as
@@ -93,8 +121,15 @@ class ParsingNet(nn.Module):
         self.classify = nn.Conv2d(48, NUM_CLASSES, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f64, f128 = self.trunk(x)
-        h = self.reduce64(f64)
+        if self.context is None:
+            f64, f128 = self.trunk(x)
+            h = self.reduce64(f64)
+        else:
+            f64, f128, deep = self.trunk(x)
+            h = self.reduce64(f64)
+            c = self.context(deep) + self.scene(deep.mean(dim=(2, 3), keepdim=True))
+            h = h + nn.functional.interpolate(c, scale_factor=8.0, mode="bilinear",
+                                              align_corners=False)
         h = nn.functional.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False)
         h = self.fuse128(torch.cat([h, f128], dim=1))
         return self.classify(h)

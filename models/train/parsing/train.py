@@ -157,6 +157,7 @@ def evaluate(net, photos, labels, rois) -> dict:
     net.eval()
     inter = torch.zeros(NUM_CLASSES)
     union = torch.zeros(NUM_CLASSES)
+    truth = torch.zeros(NUM_CLASSES)
     rng = random.Random(0)
     for k in range(0, len(photos), 8):
         batch = [sample(p, l, r, False, rng) for p, l, r in
@@ -168,9 +169,12 @@ def evaluate(net, photos, labels, rois) -> dict:
         for c in range(NUM_CLASSES):
             inter[c] += ((pred == c) & (y == c)).sum()
             union[c] += ((pred == c) | (y == c)).sum()
+            truth[c] += (y == c).sum()
     net.train()
     iou = inter / union.clamp(min=1)
-    present = union > 0
+    # Averaged over the classes the photos contain (as evaluate.py): a class only predicted
+    # would otherwise enter the mean at 0 (logs before the context stage counted those).
+    present = truth > 0
     return {"miou": float(iou[present].mean()),
             "per_class": {LIP[c]: round(float(iou[c]), 3) for c in range(NUM_CLASSES) if present[c]}}
 
@@ -196,6 +200,9 @@ def main() -> None:
                     help="rotation jitter of the crops, in degrees either way")
     ap.add_argument("--neighbours", type=float, default=0.0,
                     help="share of crops given a second training person beside their own")
+    ap.add_argument("--context", action="store_true",
+                    help="the network with the context branch (net.py); resumed from weights "
+                         "without it, the branch starts at zero")
     args = ap.parse_args()
     global ROTATE
     ROTATE = args.rotate
@@ -214,9 +221,16 @@ def main() -> None:
     weights = class_weights(labels)
     print("class weights", {LIP[i]: round(float(w), 2) for i, w in enumerate(weights)}, flush=True)
 
-    net = ParsingNet(args.pose_model)
+    net = ParsingNet(args.pose_model, context=args.context)
     if args.resume:
-        net.load_state_dict(torch.load(args.resume, map_location="cpu"))
+        missing, unexpected = net.load_state_dict(torch.load(args.resume, map_location="cpu"),
+                                                  strict=False)
+        new_branch = ("context.", "scene.")
+        if unexpected or any(not k.startswith(new_branch) for k in missing):
+            raise SystemExit(f"{args.resume} does not fit the network: missing {missing}, "
+                             f"unexpected {unexpected}")
+        if missing:
+            print(f"starting the context branch at zero ({len(missing)} tensors)", flush=True)
     head = [p for n, p in net.named_parameters() if not n.startswith("trunk.")]
     trunk = [p for n, p in net.named_parameters() if n.startswith("trunk.")]
     opt = torch.optim.AdamW([{"params": trunk, "lr": args.lr * 0.4}, {"params": head, "lr": args.lr}],

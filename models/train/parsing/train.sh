@@ -33,6 +33,13 @@ for stage in 2 3; do
   "$venv/bin/python" train.py --ccp "$ccp" --resume "$repo/target/parsing-train/stage$stage.pt" \
     --anneal 8 --lr-start 0.5 --rotate 30 --neighbours 0.5
 done
+# Then twice the same 8 epochs with the context branch (net.py: the encoder's deepest features
+# added to the head), started at zero on those weights.
+for stage in 4 5; do
+  cp "$repo/target/parsing-train/last.pt" "$repo/target/parsing-train/stage$stage.pt"
+  "$venv/bin/python" train.py --ccp "$ccp" --resume "$repo/target/parsing-train/stage$stage.pt" \
+    --anneal 8 --lr-start 0.5 --rotate 30 --neighbours 0.5 --context
+done
 "$venv/bin/python" export.py --ccp "$ccp"
 sha256sum "$repo/models/lip_parser.onnx"
 "$venv/bin/python" evaluate.py --ccp "$ccp"

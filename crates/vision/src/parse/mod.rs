@@ -71,6 +71,9 @@ pub struct ParseOptions {
     pub work_side: u32,
     /// Which labeller runs.
     pub parser: ParserChoice,
+    /// The per-person network also runs on each crop mirrored left–right and the two label
+    /// maps are averaged (twice the network's cost; ignored by the other labellers).
+    pub mirror: bool,
 }
 
 impl Default for ParseOptions {
@@ -80,6 +83,7 @@ impl Default for ParseOptions {
             min_score: 0.5,
             work_side: 1024,
             parser: ParserChoice::Learned,
+            mirror: true,
         }
     }
 }
@@ -227,7 +231,7 @@ impl Parser {
             Some(net) => {
                 let crops: Vec<CropParse> = candidates
                     .par_iter()
-                    .map(|c| net.run(work, &c.pose.roi))
+                    .map(|c| net.run(work, &c.pose.roi, options.mirror))
                     .collect::<Result<_>>()?;
                 let skeletons: Vec<Skeleton> = candidates
                     .iter()

@@ -1,17 +1,17 @@
-//! The trained parser: one network run per person on the rotated crop the pose stage already
-//! computed, its label probabilities sampled back into the photo.
+//! The trained parser: the network on the rotated crop the pose stage already computed (and on
+//! its mirror image), its label probabilities sampled back into the photo.
 //!
 //! The manifest marks it with `task = "person_parsing"` and a `[model.segmentation]` table;
 //! its input is the pose landmark model's (a square RGB crop), its output one score plane per
 //! label over the crop (any resolution: the planes are mapped onto the crop's square).
 
-use image::RgbImage;
+use image::{RgbImage, imageops};
 use percept_infer::manifest::Layout;
 use percept_infer::{Affine, Border, LoadedModel, Models, RotatedRect, crop_rotated_with};
 use percept_infer::{Tensor, rgb_to_tensor};
 
 use super::geometry::{covered_box, polygon_distance, segment_distance};
-use super::labels::SegmentationModel;
+use super::labels::{SegmentationModel, id};
 use crate::pose::point as pt;
 use crate::{Landmark, Result, VisionError};
 
@@ -28,6 +28,9 @@ pub(crate) struct PersonParser {
     to_lip: Vec<u8>,
     /// Input crop size.
     input: (u32, u32),
+    /// Network label → the network label of the other side (a left arm in a mirrored crop
+    /// is the person's right arm); itself for labels without a side.
+    mirrored: Vec<usize>,
 }
 
 /// One person's label probabilities over their crop.
@@ -47,6 +50,7 @@ impl PersonParser {
     /// The per-person network among the loaded models, if one is loaded.
     pub(crate) fn find(models: &Models) -> Result<Option<Self>> {
         Ok(SegmentationModel::find(models, TASK)?.map(|m| Self {
+            mirrored: mirrored_labels(&m.to_lip),
             model: m.model,
             output: m.output,
             layout: m.seg.layout,
@@ -74,7 +78,17 @@ impl PersonParser {
     /// as the network's input is in proportion (the pose ROI is a square around the person,
     /// mostly empty at the sides; a portrait crop gives the network the person larger), edge
     /// pixels replicated outside the photo, as the network was trained.
-    pub(crate) fn run(&self, image: &RgbImage, roi: &RotatedRect) -> Result<CropParse> {
+    ///
+    /// With `mirror`, the network also runs on the crop mirrored left–right and the two
+    /// probability maps are averaged (the mirrored one flipped back, its left and right labels
+    /// swapped): the network was trained on mirrored crops too, and the average of two views
+    /// is steadier than either at twice the network's cost.
+    pub(crate) fn run(
+        &self,
+        image: &RgbImage,
+        roi: &RotatedRect,
+        mirror: bool,
+    ) -> Result<CropParse> {
         let side = roi.width.max(roi.height);
         let roi = RotatedRect {
             width: side * self.input.0 as f32 / self.input.1 as f32,
@@ -83,14 +97,27 @@ impl PersonParser {
         };
         let (crop, to_image) =
             crop_rotated_with(image, &roi, self.input.0, self.input.1, Border::Replicate)?;
-        let outputs = self
-            .model
-            .run(&rgb_to_tensor(&crop, &self.model.spec().input))?;
-        let scores = outputs
-            .get(self.output)
-            .ok_or_else(|| VisionError::Output("missing segmentation output".into()))?;
-        let (n, height, width, probs) = self.probabilities(scores)?;
-        debug_assert_eq!(n, self.to_lip.len());
+        // The two views run side by side (rayon): three people are six runs on two cores, three
+        // rounds instead of four if each person ran its views in turn.
+        let ((height, width, mut probs), flipped) = if mirror {
+            let mirrored = imageops::flip_horizontal(&crop);
+            let (plain, flipped) = rayon::join(|| self.infer(&crop), || self.infer(&mirrored));
+            (plain?, Some(flipped?.2))
+        } else {
+            (self.infer(&crop)?, None)
+        };
+        if let Some(flipped) = flipped {
+            let n = self.to_lip.len();
+            for (y, row) in probs.chunks_exact_mut(width * n).enumerate() {
+                let back = &flipped[y * width * n..(y + 1) * width * n];
+                for (x, px) in row.chunks_exact_mut(n).enumerate() {
+                    let other = &back[(width - 1 - x) * n..(width - x) * n];
+                    for (c, p) in px.iter_mut().enumerate() {
+                        *p = 0.5 * (*p + other[self.mirrored[c]]);
+                    }
+                }
+            }
+        }
         // Plane coordinates are crop coordinates scaled by plane/crop.
         let to_crop = to_image.inverse()?;
         let (sx, sy) = (
@@ -116,6 +143,19 @@ impl PersonParser {
             from_image,
             bounds,
         })
+    }
+
+    /// The network on one crop: plane height, width and softmax probabilities, channel-last.
+    fn infer(&self, crop: &RgbImage) -> Result<(usize, usize, Vec<f32>)> {
+        let outputs = self
+            .model
+            .run(&rgb_to_tensor(crop, &self.model.spec().input))?;
+        let scores = outputs
+            .get(self.output)
+            .ok_or_else(|| VisionError::Output("missing segmentation output".into()))?;
+        let (n, height, width, probs) = self.probabilities(scores)?;
+        debug_assert_eq!(n, self.to_lip.len());
+        Ok((height, width, probs))
     }
 
     /// Softmax over the label planes, channel-last.
@@ -152,6 +192,35 @@ impl PersonParser {
         }
         Ok((n, h, w, probs))
     }
+}
+
+/// For each network label, the network label of its mirror image (LIP's left and right arm,
+/// leg and shoe swapped); the label itself when it has no side or its pair is not among the
+/// network's labels.
+fn mirrored_labels(to_lip: &[u8]) -> Vec<usize> {
+    const PAIRS: [(u8, u8); 3] = [
+        (id::LEFT_ARM, id::RIGHT_ARM),
+        (id::LEFT_LEG, id::RIGHT_LEG),
+        (id::LEFT_SHOE, id::RIGHT_SHOE),
+    ];
+    to_lip
+        .iter()
+        .enumerate()
+        .map(|(c, &lip)| {
+            let other = PAIRS.iter().find_map(|&(a, b)| {
+                if lip == a {
+                    Some(b)
+                } else if lip == b {
+                    Some(a)
+                } else {
+                    None
+                }
+            });
+            other
+                .and_then(|o| to_lip.iter().position(|&l| l == o))
+                .unwrap_or(c)
+        })
+        .collect()
 }
 
 impl CropParse {
