@@ -344,3 +344,33 @@ impl Skeleton {
         best / self.scale
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirroring_swaps_only_the_sided_labels() {
+        // The shipped network's planes are LIP's 20 labels in order.
+        let lip: Vec<u8> = (0..20).collect();
+        let m = mirrored_labels(&lip);
+        for (c, &other) in m.iter().enumerate() {
+            let want = match c {
+                14 => 15,
+                15 => 14,
+                16 => 17,
+                17 => 16,
+                18 => 19,
+                19 => 18,
+                _ => c,
+            };
+            assert_eq!(other, want, "label {c}");
+        }
+        // A network without one side of a pair keeps the other as it is.
+        let partial = [id::BACKGROUND, id::LEFT_ARM, id::FACE];
+        assert_eq!(mirrored_labels(&partial), vec![0, 1, 2]);
+        // Planes in another order still find their pair.
+        let shuffled = [id::RIGHT_SHOE, id::BACKGROUND, id::LEFT_SHOE];
+        assert_eq!(mirrored_labels(&shuffled), vec![2, 1, 0]);
+    }
+}
