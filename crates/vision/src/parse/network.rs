@@ -153,13 +153,11 @@ impl PersonParser {
         let scores = outputs
             .get(self.output)
             .ok_or_else(|| VisionError::Output("missing segmentation output".into()))?;
-        let (n, height, width, probs) = self.probabilities(scores)?;
-        debug_assert_eq!(n, self.to_lip.len());
-        Ok((height, width, probs))
+        self.probabilities(scores)
     }
 
-    /// Softmax over the label planes, channel-last.
-    fn probabilities(&self, scores: &Tensor) -> Result<(usize, usize, usize, Vec<f32>)> {
+    /// Plane height, width and the softmax over the label planes, channel-last.
+    fn probabilities(&self, scores: &Tensor) -> Result<(usize, usize, Vec<f32>)> {
         let n = self.to_lip.len();
         let (h, w) = match (self.layout, scores.shape()) {
             (Layout::Nchw, &[1, c, h, w]) if c == n => (h, w),
@@ -190,7 +188,7 @@ impl PersonParser {
                 *p /= sum;
             }
         }
-        Ok((n, h, w, probs))
+        Ok((h, w, probs))
     }
 }
 
@@ -198,26 +196,23 @@ impl PersonParser {
 /// leg and shoe swapped); the label itself when it has no side or its pair is not among the
 /// network's labels.
 fn mirrored_labels(to_lip: &[u8]) -> Vec<usize> {
-    const PAIRS: [(u8, u8); 3] = [
+    // Each pair both ways, so one lookup finds the other side.
+    const SIDES: [(u8, u8); 6] = [
         (id::LEFT_ARM, id::RIGHT_ARM),
+        (id::RIGHT_ARM, id::LEFT_ARM),
         (id::LEFT_LEG, id::RIGHT_LEG),
+        (id::RIGHT_LEG, id::LEFT_LEG),
         (id::LEFT_SHOE, id::RIGHT_SHOE),
+        (id::RIGHT_SHOE, id::LEFT_SHOE),
     ];
     to_lip
         .iter()
         .enumerate()
         .map(|(c, &lip)| {
-            let other = PAIRS.iter().find_map(|&(a, b)| {
-                if lip == a {
-                    Some(b)
-                } else if lip == b {
-                    Some(a)
-                } else {
-                    None
-                }
-            });
-            other
-                .and_then(|o| to_lip.iter().position(|&l| l == o))
+            SIDES
+                .iter()
+                .find(|&&(side, _)| side == lip)
+                .and_then(|&(_, other)| to_lip.iter().position(|&l| l == other))
                 .unwrap_or(c)
         })
         .collect()
