@@ -8,6 +8,7 @@ mod load;
 mod models;
 mod records;
 mod run;
+mod video;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;

@@ -296,6 +296,42 @@ fn summary(file: &Path, task: &str, json: &Value, timings: &str) -> String {
     line
 }
 
+/// One video input of `run`: `--json` prints a line per frame (and the summary on stderr),
+/// otherwise the summary line goes to stdout.
+fn run_video(
+    args: &RunArgs,
+    task: &Arc<dyn Task>,
+    options: &Options,
+    input: &Path,
+    several: bool,
+    config: &Config,
+) -> Result<(), RunError> {
+    if several && args.output.as_deref().is_some_and(|o| !o.is_dir()) {
+        return Err(RunError::Api(ApiError::bad_option(
+            "with several inputs, -o names an existing folder",
+        )));
+    }
+    let output = crate::video::output_for(args.output.as_deref(), input)?;
+    let mut print = |frame: Value| println!("{frame}");
+    let summary_json = crate::video::VideoRun {
+        task: task.clone(),
+        options: options.clone(),
+        input,
+        output,
+        on_frame: if args.json { Some(&mut print) } else { None },
+        progress: true,
+        config,
+    }
+    .run()?;
+    let line = summary(input, task.name(), &summary_json, "");
+    if args.json {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
+    Ok(())
+}
+
 pub(crate) fn run(args: &RunArgs) -> ExitCode {
     let prepared = (|| {
         let config = args
@@ -329,6 +365,9 @@ pub(crate) fn run(args: &RunArgs) -> ExitCode {
     let mut failure: Option<u8> = None;
     for image in &args.images {
         let outcome = (|| {
+            if crate::video::is_video(image) {
+                return run_video(args, &task, &options, image, several, &config);
+            }
             let sink = sink_for(args.output.as_deref(), image, several).map_err(RunError::Api)?;
             let executed = run_one(
                 task.as_ref(),

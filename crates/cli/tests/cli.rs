@@ -2,24 +2,12 @@
 //! run and batch on real photos, exit codes.
 #![allow(clippy::unwrap_used)] // in tests a failed unwrap is a failed test
 
+mod common;
+use common::{data, percept};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn percept() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_percept"));
-    command
-        .env_remove("PERCEPT_QUEUE")
-        .env_remove("PERCEPT_CONFIG")
-        .env("PERCEPT_LOG", "warn");
-    command
-}
-
-fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/data")
-        .join(name)
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

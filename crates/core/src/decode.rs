@@ -43,6 +43,8 @@ pub enum ImageFormat {
     Gif,
     /// TIFF (baseline).
     Tiff,
+    /// A frame of a video, decoded to raw RGB by FFmpeg (never from a request's bytes).
+    Raw,
 }
 
 impl ImageFormat {
@@ -55,6 +57,7 @@ impl ImageFormat {
             ImageFormat::Bmp => "bmp",
             ImageFormat::Gif => "gif",
             ImageFormat::Tiff => "tiff",
+            ImageFormat::Raw => "raw",
         }
     }
 
@@ -100,6 +103,23 @@ pub struct Decoded {
     pub image: RgbImage,
     /// Header facts.
     pub info: ImageInfo,
+}
+
+impl Decoded {
+    /// A video frame FFmpeg decoded (upright already, with no EXIF of its own).
+    pub fn from_frame(image: RgbImage) -> Self {
+        let (width, height) = image.dimensions();
+        Self {
+            image,
+            info: ImageInfo {
+                format: ImageFormat::Raw,
+                width,
+                height,
+                orientation: 1,
+                exif: false,
+            },
+        }
+    }
 }
 
 struct Opened<'a> {

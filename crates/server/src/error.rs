@@ -29,6 +29,10 @@ pub enum ErrorCode {
     /// The bytes are not a decodable image (empty, truncated, corrupt, unknown format, no
     /// image field, bad base64).
     InvalidImage,
+    /// The file is a video FFmpeg cannot read, or has no video stream.
+    InvalidVideo,
+    /// Video needs FFmpeg (Debian's `ffmpeg` package), which this machine lacks.
+    VideoUnsupported,
     /// An option has an unknown name, the wrong type or an out-of-range value.
     BadOption,
     /// The request's content type is not one percept reads.
@@ -61,7 +65,8 @@ impl ErrorCode {
     /// The single table mapping codes to HTTP statuses.
     pub fn status(self) -> StatusCode {
         match self {
-            ErrorCode::InvalidImage => StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidImage | ErrorCode::InvalidVideo => StatusCode::BAD_REQUEST,
+            ErrorCode::VideoUnsupported => StatusCode::NOT_IMPLEMENTED,
             ErrorCode::BadOption => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::PayloadTooLarge | ErrorCode::ImageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -217,7 +222,7 @@ mod tests {
         }
         assert_eq!(
             seen.len(),
-            14,
+            16,
             "a code was added: add it to the README's table too"
         );
         assert_eq!(
@@ -250,6 +255,6 @@ mod tests {
                 code.as_str()
             );
         }
-        assert_eq!(rows.len(), 14, "README rows {rows:?}");
+        assert_eq!(rows.len(), 16, "README rows {rows:?}");
     }
 }

@@ -1,12 +1,16 @@
 use std::sync::Arc;
 
+use std::collections::VecDeque;
+
+use percept_core::RgbImage;
 use percept_vision::{
-    AnonymizeMode, AnonymizeOptions, DetectOptions, Face, FaceDetector, FastFaceDetector, anonymize,
+    AnonymizeMode, AnonymizeOptions, DetectOptions, Face, FaceDetector, FaceTracks,
+    FastFaceDetector, TrackedFace, anonymize,
 };
 
 use serde::Serialize;
 
-use crate::task::{PreparedJob, Task, TaskOutput};
+use crate::task::{PreparedJob, Task, TaskOutput, VideoJob};
 use crate::{OptionSpec, Options, TaskError};
 
 /// `anonymize`: finds every face (CenterFace in `accurate` mode, BlazeFace full range in
@@ -85,6 +89,14 @@ const DRAW_BOXES: OptionSpec = OptionSpec::boolean(
     "Draw the anonymised regions' boxes (debugging view).",
 );
 
+const TRACK_FRAMES: OptionSpec = OptionSpec::integer(
+    "track_frames",
+    5,
+    0,
+    50,
+    "Video only: a face found in any frame up to this many before or after a frame is hidden in it too (between two sightings at its interpolated place), so a face the detector misses for a moment never shows; 0 hides each frame's own detections. The output is final this many frames after its input.",
+);
+
 pub(crate) const OPTIONS: &[OptionSpec] = &[
     DETECTOR,
     DETAIL_SIDE,
@@ -93,6 +105,7 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
     MIN_SCORE,
     BOX_SCALE,
     DRAW_BOXES,
+    TRACK_FRAMES,
 ];
 
 /// The masking and detection options from the request's.
@@ -112,6 +125,149 @@ fn pipeline_options(options: &mut Options) -> Result<(AnonymizeOptions, DetectOp
     Ok((anonymize, detect))
 }
 
+/// The video JSON of one frame: the photo's fields plus every face hidden in it, detected
+/// here or carried from neighbouring frames.
+#[derive(Debug, Serialize)]
+struct AnonymizedFrame {
+    #[serde(flatten)]
+    detected: AnonymizeResult,
+    hidden: Vec<TrackedFace>,
+}
+
+/// The detector a request chose.
+#[derive(Clone)]
+enum Detector {
+    Accurate(Arc<FaceDetector>),
+    Fast(Arc<FastFaceDetector>),
+}
+
+impl Detector {
+    fn name(&self) -> &'static str {
+        match self {
+            Detector::Accurate(_) => "accurate",
+            Detector::Fast(_) => "fast",
+        }
+    }
+
+    fn detect(&self, image: &RgbImage, options: &DetectOptions) -> Result<Vec<Face>, TaskError> {
+        Ok(match self {
+            Detector::Accurate(d) => d.detect(image, options)?,
+            Detector::Fast(d) => d.detect(image, options)?,
+        })
+    }
+}
+
+impl Anonymize {
+    /// The request's options, checked: masking, detection, the detector, the track window.
+    fn settings(
+        &self,
+        mut options: Options,
+    ) -> Result<(AnonymizeOptions, DetectOptions, Detector, u32), TaskError> {
+        let (anonymize_options, detect_options) = pipeline_options(&mut options)?;
+        let detector = match options.choice(&DETECTOR)? {
+            "fast" => Detector::Fast(self.fast.clone()),
+            _ => Detector::Accurate(self.accurate.clone()),
+        };
+        // 0..=50 by the table.
+        let window = options.count(&TRACK_FRAMES)? as u32;
+        options.finish(OPTIONS)?;
+        anonymize_options.validate()?;
+        detect_options.validate()?;
+        Ok((anonymize_options, detect_options, detector, window))
+    }
+}
+
+/// Anonymisation over a video: faces are detected in every frame (two frames at once), linked
+/// into tracks, and frame `t` is hidden once frame `t + track_frames` is detected.
+struct TrackedAnonymize {
+    detector: Detector,
+    detect: DetectOptions,
+    mask: AnonymizeOptions,
+    tracks: FaceTracks,
+    /// Frames detected but not yet final, oldest first, with their own detections.
+    held: VecDeque<(u64, RgbImage, Vec<Face>)>,
+    /// A frame waiting for a partner to be detected with.
+    waiting: Option<RgbImage>,
+    next_frame: u64,
+}
+
+impl TrackedAnonymize {
+    fn detect_and_hold(&mut self, frames: Vec<RgbImage>) -> Result<(), TaskError> {
+        let detected = match frames.as_slice() {
+            [a, b] => {
+                let (fa, fb) = rayon::join(
+                    || self.detector.detect(a, &self.detect),
+                    || self.detector.detect(b, &self.detect),
+                );
+                vec![fa?, fb?]
+            }
+            _ => frames
+                .iter()
+                .map(|f| self.detector.detect(f, &self.detect))
+                .collect::<Result<_, _>>()?,
+        };
+        for (frame, faces) in frames.into_iter().zip(detected) {
+            let index = self.next_frame;
+            self.next_frame += 1;
+            self.tracks.observe(index, &faces);
+            self.held.push_back((index, frame, faces));
+        }
+        Ok(())
+    }
+
+    /// Hides and returns the held frames that are final (all of them at the end).
+    fn release(&mut self, all: bool) -> Result<Vec<TaskOutput>, TaskError> {
+        let mut done = Vec::new();
+        while let Some((index, _, _)) = self.held.front() {
+            let seen_up_to = self.next_frame.saturating_sub(1);
+            if !all && index + self.tracks.window() > seen_up_to {
+                break;
+            }
+            let Some((index, mut image, faces)) = self.held.pop_front() else {
+                break;
+            };
+            let hidden = self.tracks.hide_at(index);
+            let masks: Vec<Face> = hidden.iter().map(|h| h.face.clone()).collect();
+            // On error the frame is dropped here and the job ends: fail closed.
+            anonymize(&mut image, &masks, &self.mask)?;
+            self.tracks.forget_before(index + 1);
+            let (width, height) = image.dimensions();
+            done.push(TaskOutput::from_serialize(
+                &AnonymizedFrame {
+                    detected: AnonymizeResult {
+                        count: faces.len(),
+                        detector: self.detector.name(),
+                        faces,
+                        width,
+                        height,
+                    },
+                    hidden,
+                },
+                Some(image),
+            )?);
+        }
+        Ok(done)
+    }
+}
+
+impl VideoJob for TrackedAnonymize {
+    fn push(&mut self, frame: RgbImage) -> Result<Vec<TaskOutput>, TaskError> {
+        let Some(first) = self.waiting.take() else {
+            self.waiting = Some(frame);
+            return Ok(Vec::new());
+        };
+        self.detect_and_hold(vec![first, frame])?;
+        self.release(false)
+    }
+
+    fn finish(&mut self) -> Result<Vec<TaskOutput>, TaskError> {
+        if let Some(frame) = self.waiting.take() {
+            self.detect_and_hold(vec![frame])?;
+        }
+        self.release(true)
+    }
+}
+
 impl Task for Anonymize {
     fn name(&self) -> &str {
         "anonymize"
@@ -125,20 +281,11 @@ impl Task for Anonymize {
         OPTIONS
     }
 
-    fn prepare(&self, mut options: Options) -> Result<PreparedJob, TaskError> {
-        let (anonymize_options, detect_options) = pipeline_options(&mut options)?;
-        let detector = options.choice(&DETECTOR)?;
-        options.finish(OPTIONS)?;
-        anonymize_options.validate()?;
-        detect_options.validate()?;
-
-        let (accurate, fast) = (self.accurate.clone(), self.fast.clone());
+    fn prepare(&self, options: Options) -> Result<PreparedJob, TaskError> {
+        let (anonymize_options, detect_options, detector, _) = self.settings(options)?;
         Ok(Box::new(move |decoded, stages| {
             let mut image = decoded.image;
-            let faces = stages.time("detect", || match detector {
-                "fast" => fast.detect(&image, &detect_options),
-                _ => accurate.detect(&image, &detect_options),
-            })?;
+            let faces = stages.time("detect", || detector.detect(&image, &detect_options))?;
             // On error `image` is dropped here: a partly anonymised photo never leaves.
             stages.time("anonymize", || {
                 anonymize(&mut image, &faces, &anonymize_options)
@@ -147,7 +294,7 @@ impl Task for Anonymize {
             TaskOutput::from_serialize(
                 &AnonymizeResult {
                     count: faces.len(),
-                    detector,
+                    detector: detector.name(),
                     faces,
                     width,
                     height,
@@ -155,6 +302,23 @@ impl Task for Anonymize {
                 Some(image),
             )
         }))
+    }
+
+    fn video(&self, options: Options) -> Option<Result<Box<dyn VideoJob>, TaskError>> {
+        Some(
+            self.settings(options)
+                .map(|(mask, detect, detector, window)| {
+                    Box::new(TrackedAnonymize {
+                        detector,
+                        detect,
+                        mask,
+                        tracks: FaceTracks::new(window),
+                        held: VecDeque::new(),
+                        waiting: None,
+                        next_frame: 0,
+                    }) as Box<dyn VideoJob>
+                }),
+        )
     }
 }
 

@@ -20,6 +20,7 @@ mod parse;
 mod png;
 mod registry;
 mod task;
+mod video;
 
 pub use anonymize::Anonymize;
 pub use art::Art;
@@ -34,5 +35,7 @@ pub use registry::{
     registry_with_task,
 };
 pub use task::{
-    COMMON_OPTIONS, Executed, PreparedJob, Render, Stages, Task, TaskOutput, TaskRegistry, execute,
+    COMMON_OPTIONS, Executed, PreparedJob, Render, Stages, Task, TaskOutput, TaskRegistry,
+    VideoJob, execute,
 };
+pub use video::video_job;

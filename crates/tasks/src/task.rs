@@ -74,6 +74,22 @@ pub trait Task: Send + Sync {
     /// Validates `options` (before any queueing, so bad options cost nothing) and returns the
     /// work to run on the decoded image.
     fn prepare(&self, options: Options) -> Result<PreparedJob, TaskError>;
+    /// A job over a video's frames that uses more than one frame at a time (tracking, look
+    /// ahead), with `options` validated; `None` (the default): each frame runs as a photo.
+    fn video(&self, options: Options) -> Option<Result<Box<dyn VideoJob>, TaskError>> {
+        let _ = options;
+        None
+    }
+}
+
+/// A task running over a video's frames (`video` builds the usual one). A job that looks
+/// ahead (anonymize hides a face seen in the next frames too) holds frames until it can
+/// finish them, so results may come later than their frames, but always in order.
+pub trait VideoJob: Send {
+    /// Takes the next frame and returns the results that are now final, in frame order.
+    fn push(&mut self, frame: RgbImage) -> Result<Vec<TaskOutput>, TaskError>;
+    /// At the end of the video: the results of every frame still held.
+    fn finish(&mut self) -> Result<Vec<TaskOutput>, TaskError>;
 }
 
 /// The tasks a server or CLI offers, looked up by name.

@@ -7,6 +7,7 @@ mod blazeface;
 mod draw;
 mod error;
 mod face_mesh;
+mod face_tracks;
 mod faces;
 mod hands;
 mod holistic;
@@ -23,6 +24,7 @@ pub use blazeface::FastFaceDetector;
 pub use draw::Canvas;
 pub use error::{Result, VisionError};
 pub use face_mesh::{FaceMesh, FaceMesher};
+pub use face_tracks::{FaceTracks, TrackedFace};
 pub use faces::{DetectOptions, Face, FaceDetector, Point};
 pub use hands::{HAND_LANDMARK_NAMES, Hand, HandTracker, Side};
 pub use holistic::{
