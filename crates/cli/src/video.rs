@@ -136,7 +136,11 @@ impl VideoRun<'_> {
                 ),
             )));
         }
-        let mut job = video_job(self.task.clone(), self.options.clone())?;
+        let mut job = video_job(
+            self.task.clone(),
+            self.options.clone(),
+            info.frame_rate.fps(),
+        )?;
         let mut writer = self
             .output
             .as_deref()

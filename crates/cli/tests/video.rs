@@ -266,6 +266,17 @@ fn holistic_parse_and_art_run_over_every_frame() {
             "nose {x},{y}"
         );
     }
+    // Found by the detectors in the first frame, followed from pose to pose after it.
+    let seeds: Vec<&str> = lines
+        .iter()
+        .map(|l| l["people"][0]["seed"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        seeds,
+        [
+            "pose", "tracked", "tracked", "tracked", "tracked", "tracked"
+        ]
+    );
     // Matroska does not store a frame count (probe estimates it from the duration): count.
     let drawn = frames_of(&out);
     assert_eq!(drawn.len(), 6);

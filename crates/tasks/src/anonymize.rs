@@ -304,7 +304,11 @@ impl Task for Anonymize {
         }))
     }
 
-    fn video(&self, options: Options) -> Option<Result<Box<dyn VideoJob>, TaskError>> {
+    fn video(
+        &self,
+        options: Options,
+        _frame_rate: f64,
+    ) -> Option<Result<Box<dyn VideoJob>, TaskError>> {
         Some(
             self.settings(options)
                 .map(|(mask, detect, detector, window)| {

@@ -1,11 +1,14 @@
 use std::sync::Arc;
 
-use percept_vision::{Holistic as Pipeline, HolisticOptions, draw_holistic};
+use percept_core::RgbImage;
+use percept_vision::{
+    Holistic as Pipeline, HolisticOptions, HolisticResult, HolisticTracker, draw_holistic,
+};
 
 use serde_json::Value;
 
 use crate::png::grey_png_base64;
-use crate::task::{PreparedJob, Task, TaskOutput};
+use crate::task::{PreparedJob, Stages, Task, TaskOutput, VideoJob};
 use crate::{OptionSpec, Options, TaskError};
 
 /// `holistic`: 33 pose + 2 × 21 hand + 468 face-mesh landmarks of every person (MediaPipe
@@ -68,6 +71,19 @@ const DRAW: OptionSpec = OptionSpec::boolean(
     "Return the photo with the landmarks drawn (false: JSON only).",
 );
 
+const SMOOTH: OptionSpec = OptionSpec::boolean(
+    "smooth",
+    true,
+    "Video only: smooth every point over frames with MediaPipe's One Euro filter (min_cutoff 0.05 Hz, beta 80), so a still person's points do not jitter.",
+);
+const REDETECT_FRAMES: OptionSpec = OptionSpec::integer(
+    "redetect_frames",
+    15,
+    0,
+    1000,
+    "Video only: people are followed from frame to frame (MediaPipe's tracking mode) and the detectors run again when everyone is lost, and every this many frames while fewer than max_people are followed (0: only when everyone is lost).",
+);
+
 pub(crate) const OPTIONS: &[OptionSpec] = &[
     MIN_SCORE,
     MAX_PEOPLE,
@@ -77,6 +93,8 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
     HANDS,
     FACE,
     DRAW,
+    SMOOTH,
+    REDETECT_FRAMES,
 ];
 
 /// The pipeline's options from the request's.
@@ -106,29 +124,89 @@ impl Task for Holistic {
         OPTIONS
     }
 
-    fn prepare(&self, mut options: Options) -> Result<PreparedJob, TaskError> {
-        let holistic_options = holistic_options(&mut options)?;
-        let draw = options.flag(&DRAW)?;
-        options.finish(OPTIONS)?;
-        holistic_options.validate()?;
-
+    fn prepare(&self, options: Options) -> Result<PreparedJob, TaskError> {
+        let (holistic_options, draw, _) = settings(options)?;
         let pipeline = self.pipeline.clone();
         Ok(Box::new(move |decoded, stages| {
             let image = decoded.image;
             let result = stages.time("landmarks", || pipeline.run(&image, &holistic_options))?;
-            let drawn = if draw {
-                Some(stages.time("draw", || draw_holistic(&image, &result))?)
-            } else {
-                None
-            };
-            let mut out = TaskOutput::from_serialize(&result, drawn)?;
-            if let Some(mask) = &result.segmentation_mask {
-                let png = stages.time("mask", || grey_png_base64(mask))?;
-                out.json
-                    .insert("segmentation_mask".into(), Value::String(png));
-            }
-            Ok(out)
+            output(&image, &result, draw, stages)
         }))
+    }
+
+    fn video(
+        &self,
+        options: Options,
+        frame_rate: f64,
+    ) -> Option<Result<Box<dyn VideoJob>, TaskError>> {
+        Some(
+            settings(options).map(|(options, draw, (smooth, redetect))| {
+                Box::new(TrackedHolistic {
+                    pipeline: self.pipeline.clone(),
+                    tracker: HolisticTracker::new(frame_rate, redetect, smooth),
+                    options,
+                    draw,
+                }) as Box<dyn VideoJob>
+            }),
+        )
+    }
+}
+
+/// The request's options, checked: the pipeline's, `draw`, and the video's `smooth` and
+/// `redetect_frames`.
+fn settings(mut options: Options) -> Result<(HolisticOptions, bool, (bool, u32)), TaskError> {
+    let holistic_options = holistic_options(&mut options)?;
+    let draw = options.flag(&DRAW)?;
+    let smooth = options.flag(&SMOOTH)?;
+    // 0..=1000 by the table.
+    let redetect = options.count(&REDETECT_FRAMES)? as u32;
+    options.finish(OPTIONS)?;
+    holistic_options.validate()?;
+    Ok((holistic_options, draw, (smooth, redetect)))
+}
+
+/// A result's JSON, its drawing when asked for, and its mask as PNG when there is one.
+fn output(
+    image: &RgbImage,
+    result: &HolisticResult,
+    draw: bool,
+    stages: &mut Stages,
+) -> Result<TaskOutput, TaskError> {
+    let drawn = if draw {
+        Some(stages.time("draw", || draw_holistic(image, result))?)
+    } else {
+        None
+    };
+    let mut out = TaskOutput::from_serialize(result, drawn)?;
+    if let Some(mask) = &result.segmentation_mask {
+        let png = stages.time("mask", || grey_png_base64(mask))?;
+        out.json
+            .insert("segmentation_mask".into(), Value::String(png));
+    }
+    Ok(out)
+}
+
+/// Holistic over a video: people followed from frame to frame, points smoothed.
+struct TrackedHolistic {
+    pipeline: Arc<Pipeline>,
+    tracker: HolisticTracker,
+    options: HolisticOptions,
+    draw: bool,
+}
+
+impl VideoJob for TrackedHolistic {
+    fn push(&mut self, frame: RgbImage) -> Result<Vec<TaskOutput>, TaskError> {
+        let result = self.tracker.next(&self.pipeline, &frame, &self.options)?;
+        Ok(vec![output(
+            &frame,
+            &result,
+            self.draw,
+            &mut Stages::default(),
+        )?])
+    }
+
+    fn finish(&mut self) -> Result<Vec<TaskOutput>, TaskError> {
+        Ok(Vec::new())
     }
 }
 

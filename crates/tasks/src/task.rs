@@ -74,10 +74,15 @@ pub trait Task: Send + Sync {
     /// Validates `options` (before any queueing, so bad options cost nothing) and returns the
     /// work to run on the decoded image.
     fn prepare(&self, options: Options) -> Result<PreparedJob, TaskError>;
-    /// A job over a video's frames that uses more than one frame at a time (tracking, look
-    /// ahead), with `options` validated; `None` (the default): each frame runs as a photo.
-    fn video(&self, options: Options) -> Option<Result<Box<dyn VideoJob>, TaskError>> {
-        let _ = options;
+    /// A job over the frames of a video of `frame_rate` frames per second that uses more than
+    /// one frame at a time (tracking, look ahead), with `options` validated; `None` (the
+    /// default): each frame runs as a photo.
+    fn video(
+        &self,
+        options: Options,
+        frame_rate: f64,
+    ) -> Option<Result<Box<dyn VideoJob>, TaskError>> {
+        let _ = (options, frame_rate);
         None
     }
 }

@@ -11,10 +11,15 @@ use percept_core::{Decoded, RgbImage};
 use crate::task::{Stages, Task, TaskOutput, VideoJob};
 use crate::{Options, TaskError};
 
-/// The job that runs `task` with `options` over a video: the task's own temporal job where it
-/// has one (options are checked here, before any frame is decoded), else frame by frame.
-pub fn video_job(task: Arc<dyn Task>, options: Options) -> Result<Box<dyn VideoJob>, TaskError> {
-    if let Some(job) = task.video(options.clone()) {
+/// The job that runs `task` with `options` over a video of `frame_rate` frames per second: the
+/// task's own temporal job where it has one (options are checked here, before any frame is
+/// decoded), else frame by frame.
+pub fn video_job(
+    task: Arc<dyn Task>,
+    options: Options,
+    frame_rate: f64,
+) -> Result<Box<dyn VideoJob>, TaskError> {
+    if let Some(job) = task.video(options.clone(), frame_rate) {
         return job;
     }
     // Validates the options once, up front, as `prepare` does for a photo.

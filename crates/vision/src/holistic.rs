@@ -314,63 +314,118 @@ impl Holistic {
     /// Every person's landmarks (at most `options.max_people`), people spread over the cores.
     pub fn run(&self, image: &RgbImage, options: &HolisticOptions) -> Result<HolisticResult> {
         options.validate()?;
-        let (width, height) = image.dimensions();
+        let found = self.find(image, options)?;
+        let mask = segmentation(&found, image, options);
+        let people = self.landmarks_of(image, found, options)?;
+        Ok(result_of(image, people, mask))
+    }
+
+    /// The people a photo's detectors find (at most `options.max_people`), with their poses.
+    pub(crate) fn find(&self, image: &RgbImage, options: &HolisticOptions) -> Result<Vec<Person>> {
         let score = options.min_detection_score;
         let model =
             PoseModel::for_complexity(options.model_complexity, options.enable_segmentation);
-        let found: Vec<Person> = if options.max_people == 1 {
-            self.people.best(image, score, model)?.into_iter().collect()
+        if options.max_people == 1 {
+            Ok(self.people.best(image, score, model)?.into_iter().collect())
         } else {
-            self.people.find(image, score, options.max_people, model)?
-        };
-        let segmentation_mask = options.enable_segmentation.then(|| {
-            let masks: Vec<&CropMask> = found.iter().filter_map(|p| p.pose.mask.as_ref()).collect();
-            person_mask(&masks, width, height)
-        });
+            self.people.find(image, score, options.max_people, model)
+        }
+    }
+
+    /// Hands and face for each person, in `found`'s order; people spread over the cores.
+    pub(crate) fn landmarks_of(
+        &self,
+        image: &RgbImage,
+        found: Vec<Person>,
+        options: &HolisticOptions,
+    ) -> Result<Vec<Tracked>> {
         // Each person's pose goes on to their hands and face; what found them stays beside.
-        let track = |mut p: Person| -> Result<(Option<PersonBox>, HolisticPerson)> {
+        let track = |mut p: Person| -> Result<Tracked> {
             let detection = p.detection.as_ref().map(|d| PersonBox {
                 bbox: d.bbox,
                 score: d.score,
             });
-            // Drawn into `segmentation_mask` already; not carried further.
+            // Drawn into the segmentation mask already; not carried further.
             p.pose.mask = None;
             let landmarks = self.complete(image, p.pose, options)?;
-            Ok((
+            Ok(Tracked {
                 detection,
-                holistic_person(p.seed.name(), landmarks, width, height),
-            ))
+                seed: p.seed.name(),
+                landmarks,
+            })
         };
         // One person keeps the caller's thread (its hands already run beside the face).
-        let mut people: Vec<(Option<PersonBox>, HolisticPerson)> = if found.len() > 1 {
-            found.into_par_iter().map(track).collect::<Result<_>>()?
+        if found.len() > 1 {
+            found.into_par_iter().map(track).collect()
         } else {
-            found.into_iter().map(track).collect::<Result<_>>()?
-        };
-        // Most prominent first: the largest person (a tie keeps the surer pose first).
-        people.sort_by_key(|(_, p)| std::cmp::Reverse(p.bbox.area()));
-        for (i, (_, p)) in people.iter_mut().enumerate() {
-            p.index = i;
+            found.into_iter().map(track).collect()
         }
-        let mut result = HolisticResult {
-            width,
-            height,
-            landmarks: BodyLandmarks::default(),
-            person: None,
-            person_count: people.len(),
-            people: Vec::new(),
-            segmentation_mask,
-        };
-        if let Some((detection, first)) = people.first() {
-            result.landmarks = first.landmarks.clone();
-            result.person = Some(detection.unwrap_or(PersonBox {
-                bbox: first.bbox.into(),
-                score: first.score,
-            }));
-        }
-        result.people = people.into_iter().map(|(_, p)| p).collect();
-        Ok(result)
     }
+}
+
+/// One person's landmarks with what found them, before they are ordered into a result.
+#[derive(Debug, Clone)]
+pub(crate) struct Tracked {
+    /// The whole-photo detection, for people it found.
+    pub(crate) detection: Option<PersonBox>,
+    /// How they were found (`seed` in the JSON).
+    pub(crate) seed: &'static str,
+    /// Their pose, hands and face.
+    pub(crate) landmarks: PersonLandmarks,
+}
+
+/// With `enable_segmentation`: the photo-sized mask of every found person's crop mask.
+pub(crate) fn segmentation(
+    found: &[Person],
+    image: &RgbImage,
+    options: &HolisticOptions,
+) -> Option<GrayImage> {
+    let (width, height) = image.dimensions();
+    options.enable_segmentation.then(|| {
+        let masks: Vec<&CropMask> = found.iter().filter_map(|p| p.pose.mask.as_ref()).collect();
+        person_mask(&masks, width, height)
+    })
+}
+
+/// The result: people ordered most prominent (largest) first, the first repeated at the top.
+pub(crate) fn result_of(
+    image: &RgbImage,
+    people: Vec<Tracked>,
+    segmentation_mask: Option<GrayImage>,
+) -> HolisticResult {
+    let (width, height) = image.dimensions();
+    let mut people: Vec<(Option<PersonBox>, HolisticPerson)> = people
+        .into_iter()
+        .map(|t| {
+            (
+                t.detection,
+                holistic_person(t.seed, t.landmarks, width, height),
+            )
+        })
+        .collect();
+    // Most prominent first: the largest person (a tie keeps the surer pose first).
+    people.sort_by_key(|(_, p)| std::cmp::Reverse(p.bbox.area()));
+    for (i, (_, p)) in people.iter_mut().enumerate() {
+        p.index = i;
+    }
+    let mut result = HolisticResult {
+        width,
+        height,
+        landmarks: BodyLandmarks::default(),
+        person: None,
+        person_count: people.len(),
+        people: Vec::new(),
+        segmentation_mask,
+    };
+    if let Some((detection, first)) = people.first() {
+        result.landmarks = first.landmarks.clone();
+        result.person = Some(detection.unwrap_or(PersonBox {
+            bbox: first.bbox.into(),
+            score: first.score,
+        }));
+    }
+    result.people = people.into_iter().map(|(_, p)| p).collect();
+    result
 }
 
 impl Default for Parts {

@@ -11,8 +11,10 @@ mod face_tracks;
 mod faces;
 mod hands;
 mod holistic;
+mod holistic_tracking;
 mod iris;
 mod landmarks;
+mod one_euro;
 pub mod parse;
 mod people;
 mod pose;
@@ -31,6 +33,7 @@ pub use holistic::{
     BodyLandmarks, Holistic, HolisticOptions, HolisticPerson, HolisticResult, PartInfo, Parts,
     PersonBox, PersonLandmarks, draw_holistic,
 };
+pub use holistic_tracking::HolisticTracker;
 pub use iris::{IrisFinder, REFINED_FACE_POINTS};
 pub use landmarks::{Landmark, Roi};
 pub use parse::{ParseOptions, ParseResult, Parsed, Parser, ParserChoice};

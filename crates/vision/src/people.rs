@@ -71,6 +71,8 @@ pub enum Seed {
     Pose,
     /// A face the whole-photo detection left unexplained, searched around.
     Face,
+    /// Followed from the previous video frame's pose (no detection ran).
+    Tracked,
 }
 
 impl Seed {
@@ -79,6 +81,7 @@ impl Seed {
         match self {
             Self::Pose => "pose",
             Self::Face => "face",
+            Self::Tracked => "tracked",
         }
     }
 }
@@ -133,6 +136,21 @@ impl People {
             Some(det) => self.detected(image, det, model),
             None => Ok(None),
         }
+    }
+
+    /// The person in `roi` (the crop the previous video frame's pose gave), when the landmark
+    /// model still finds someone there: MediaPipe's tracking mode, no detector run.
+    pub fn follow(
+        &self,
+        image: &RgbImage,
+        roi: &RotatedRect,
+        model: PoseModel,
+    ) -> Result<Option<Person>> {
+        Ok(self.pose.landmarks(image, roi, model)?.map(|pose| Person {
+            pose,
+            seed: Seed::Tracked,
+            detection: None,
+        }))
     }
 
     /// The person a whole-photo detection stands for: the landmarks on its ROI, when the

@@ -105,6 +105,10 @@ pub struct Pose {
     pub score: f32,
     /// The crop it was run on.
     pub roi: RotatedRect,
+    /// Where the person will be in the next video frame: the crop MediaPipe's tracking mode
+    /// runs on instead of detecting again (from the two auxiliary landmarks the model gives
+    /// beyond the 33).
+    pub next_roi: Option<RotatedRect>,
     /// The person mask over the crop (probabilities), when asked for.
     pub mask: Option<CropMask>,
 }
@@ -226,6 +230,9 @@ pub struct PoseEstimator {
     /// The lite model with its mask head, when loaded.
     lite_masked: Option<LandmarkHead>,
     roi_rule: RoiSpec,
+    /// MediaPipe's tracking ROI: the next video frame's crop from this frame's two auxiliary
+    /// alignment landmarks (33, 34), as `pose_landmarks_to_roi` does.
+    track_rule: RoiSpec,
 }
 
 impl PoseEstimator {
@@ -244,6 +251,7 @@ impl PoseEstimator {
     pub fn new(models: &Models) -> Result<Self> {
         let detector = SsdDetector::new(models, Self::MODELS[0])?;
         let roi_rule = rule(models, "pose_detection_to_pose_landmark")?;
+        let track_rule = rule(models, "pose_landmark_to_pose_landmark")?;
         let masked = masked_head(models, Self::MASK_MODEL)?;
         let lite_masked = masked_head(models, Self::LITE_MASK_MODEL)?;
         let landmarks = match (models.get(Self::MODELS[1]), &masked) {
@@ -262,6 +270,7 @@ impl PoseEstimator {
             lite,
             lite_masked,
             roi_rule,
+            track_rule,
         })
     }
 
@@ -341,6 +350,8 @@ impl PoseEstimator {
         }
         let (w, h) = image.dimensions();
         let mut landmarks = lm.to_landmarks(roi, w, h, true);
+        let points: Vec<(f32, f32)> = landmarks.iter().map(Landmark::xy).collect();
+        let next_roi = roi_from_points(&points, &self.track_rule);
         landmarks.truncate(POSE_LANDMARK_NAMES.len());
         if landmarks.len() != POSE_LANDMARK_NAMES.len() {
             return Err(VisionError::Output(format!(
@@ -370,6 +381,7 @@ impl PoseEstimator {
             landmarks,
             score,
             roi: *roi,
+            next_roi,
             mask,
         }))
     }

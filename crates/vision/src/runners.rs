@@ -252,8 +252,9 @@ impl LandmarkModel {
             _ => x,
         };
         let norm_z = s.normalize_z.unwrap_or(1.0).max(1e-6);
-        let used = s.used_landmarks.unwrap_or(n).min(n);
-        let points = (0..used)
+        // Every point the model gives, beyond the `used_landmarks` reported: the pose's two
+        // auxiliary points place the next video frame's crop.
+        let points = (0..n)
             .map(|i| {
                 let p = &raw[i * v..(i + 1) * v];
                 let z = if v > 2 { p[2] / norm_z } else { 0.0 };

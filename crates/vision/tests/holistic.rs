@@ -604,3 +604,55 @@ fn segmentation_mask_matches_mediapipe() {
     // Off by default: no mask computed.
     assert!(run("person_astronaut.jpg").segmentation_mask.is_none());
 }
+
+/// MediaPipe's tracking mode on a still "video": the same photo three times. Later frames
+/// find everyone where they were, mostly by following the first frame's poses (no detector
+/// run); in a tight group a crop can hold a neighbour, and that person is searched for again.
+#[test]
+fn tracking_follows_every_person_into_the_next_frame() {
+    for name in [
+        "group4_hands.jpg",
+        "group5_stairs.jpg",
+        "person_astronaut.jpg",
+    ] {
+        let holistic = Holistic::new(models()).unwrap();
+        let image = photo(name);
+        let options = HolisticOptions::default();
+        let mut tracker = percept_vision::HolisticTracker::new(25.0, 0, false);
+        let first = tracker.next(&holistic, &image, &options).unwrap();
+        let second = tracker.next(&holistic, &image, &options).unwrap();
+        let third = tracker.next(&holistic, &image, &options).unwrap();
+        assert_eq!(first.person_count, run(name).person_count, "{name}");
+        for (frame, result) in [(2, &second), (3, &third)] {
+            assert_eq!(
+                result.person_count, first.person_count,
+                "{name} frame {frame}"
+            );
+            let tracked = result.people.iter().filter(|p| p.seed == "tracked").count();
+            // A lone person is followed; in a group at least someone is (the others' crops
+            // settled on a neighbour and the detectors found them again).
+            assert!(tracked >= 1, "{name} frame {frame}: {tracked} followed");
+            for a in &first.people {
+                let n = a.landmarks.pose[0];
+                let nearest = result
+                    .people
+                    .iter()
+                    .map(|b| {
+                        let m = b.landmarks.pose[0];
+                        (n.x - m.x).hypot(n.y - m.y)
+                    })
+                    .fold(f32::INFINITY, f32::min);
+                // Ear to ear (or 2.2 eye distances when an ear is hidden), as the pipeline's
+                // own head size: the crops differ, so the points may shift a little.
+                let p = &a.landmarks.pose;
+                let d = |i: usize, j: usize| (p[i].x - p[j].x).hypot(p[i].y - p[j].y);
+                let head = d(7, 8).max(2.2 * d(2, 5));
+                assert!(
+                    nearest < 0.35 * head,
+                    "{name} frame {frame}: nobody within {nearest} px of the nose at {:?}",
+                    n.xy()
+                );
+            }
+        }
+    }
+}
