@@ -376,3 +376,32 @@ fn bad_videos_and_a_missing_ffmpeg_fail_with_their_codes() {
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
 }
+
+#[test]
+fn holistic_follows_a_group_through_a_pan() {
+    if !ffmpeg_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("group.mp4");
+    make_clip("group4_hands.jpg", &clip, (800, 600), 20);
+    let out = dir.path().join("group-points.mp4");
+    let (lines, _) = run_json("holistic", &clip, &out);
+    assert_eq!(lines.len(), 20);
+    let counts: Vec<u64> = lines
+        .iter()
+        .map(|l| l["person_count"].as_u64().unwrap())
+        .collect();
+    // Four people on the photo; the pan keeps them in view.
+    assert_eq!(counts[0], 4, "{counts:?}");
+    assert!(counts.iter().all(|c| (3..=4).contains(c)), "{counts:?}");
+    let all = counts.iter().filter(|c| **c == 4).count();
+    assert!(all >= 16, "everyone in {all} of 20 frames: {counts:?}");
+    // Mostly followed, not detected again.
+    let tracked = lines[1..]
+        .iter()
+        .flat_map(|l| l["people"].as_array().unwrap())
+        .filter(|p| p["seed"] == "tracked")
+        .count();
+    assert!(tracked >= 50, "{tracked} of ~76 people followed");
+}

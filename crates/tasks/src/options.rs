@@ -63,6 +63,11 @@ impl Options {
         self.values.is_empty()
     }
 
+    /// Whether the request gave `key`.
+    pub fn contains(&self, key: &str) -> bool {
+        self.values.contains_key(key)
+    }
+
     /// Removes and returns a raw value.
     pub fn take(&mut self, key: &str) -> Option<Value> {
         self.values.remove(key)

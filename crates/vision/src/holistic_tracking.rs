@@ -6,11 +6,12 @@
 //! MediaPipe smooths them, so a still person's points do not jitter.
 
 use image::RgbImage;
-use percept_infer::RotatedRect;
+use percept_infer::{BBox, RotatedRect};
+use rayon::prelude::*;
 
 use crate::holistic::{Tracked, result_of, segmentation};
 use crate::one_euro::{MEDIAPIPE_POSE, OneEuro};
-use crate::people::head_size;
+use crate::people::{head_size, hide_faces};
 use crate::pose::point as pose_point;
 use crate::{Holistic, HolisticOptions, HolisticResult, Landmark, Person, PoseModel, Result};
 
@@ -22,6 +23,20 @@ struct Follow {
     nose: (f32, f32),
     head: f32,
     filters: PartFilters,
+}
+
+impl Follow {
+    /// The head's box in the frame followed from: a head wide, 1.2 heads tall, the nose a
+    /// little above its middle.
+    fn head_box(&self) -> BBox {
+        let (x, y) = self.nose;
+        BBox {
+            x: x - 0.5 * self.head,
+            y: y - 0.6 * self.head,
+            width: self.head,
+            height: 1.2 * self.head,
+        }
+    }
 }
 
 /// How far `person`'s nose is from where `follow` last saw it, in head sizes.
@@ -83,6 +98,10 @@ pub struct HolisticTracker {
     rate: f64,
     redetect_every: u32,
     smooth: bool,
+    /// How many people to look for: the most a search found (see `next`).
+    expected: usize,
+    /// How many the last routine search found.
+    last_routine: Option<usize>,
 }
 
 impl HolisticTracker {
@@ -100,6 +119,8 @@ impl HolisticTracker {
             },
             redetect_every,
             smooth,
+            expected: 0,
+            last_routine: None,
         }
     }
 
@@ -113,25 +134,70 @@ impl HolisticTracker {
         options.validate()?;
         let model =
             PoseModel::for_complexity(options.model_complexity, options.enable_segmentation);
-        let due = self.redetect_every > 0
-            && self.frame.is_multiple_of(u64::from(self.redetect_every))
-            && self.followed.len() < options.max_people;
+        // Someone the last search found and no longer followed is looked for three times as
+        // often as newcomers are.
+        let every = |frames: u32| frames > 0 && self.frame.is_multiple_of(u64::from(frames));
+        let routine = every(self.redetect_every) && self.followed.len() < options.max_people;
+        let due = routine
+            || (every(self.redetect_every.div_ceil(3)) && self.followed.len() < self.expected);
         self.frame += 1;
 
-        // Everyone followed, where the last frame's poses say they are now.
-        let mut people: Vec<(Person, Option<usize>)> = Vec::new();
-        let mut lost = false;
-        for (i, follow) in self.followed.iter().enumerate() {
-            match holistic.people().follow(image, &follow.roi, model)? {
-                // In a group the crop holds several people and the model may settle on a
-                // neighbour: a nose that jumped more than half a head is someone else.
-                Some(person) if moved(&person, follow) < 0.5 => people.push((person, Some(i))),
-                _ => lost = true,
-            }
-        }
+        // Everyone followed, where the last frame's poses say they are now (people spread
+        // over the cores).
+        let heads: Vec<BBox> = self.followed.iter().map(Follow::head_box).collect();
+        let score = options.min_detection_score;
+        let follow_one =
+            |(i, follow): (usize, &Follow)| -> Result<Option<(Person, Option<usize>)>> {
+                let people = holistic.people();
+                // In a group the crop holds several people and the pose model settles on the one
+                // it sees best: the others' heads are greyed out first, as the people stage does
+                // around a face.
+                let person = if heads.len() > 1 {
+                    people.follow(&hide_faces(image, &heads, i), &follow.roi, model)?
+                } else {
+                    people.follow(image, &follow.roi, model)?
+                };
+                // A nose that still jumped more than half a head is someone else's: search around
+                // the head where they were.
+                let person = match person {
+                    Some(p) if moved(&p, follow) < 0.5 => Some(p),
+                    _ => people
+                        .around_head(image, &heads, i, score, model)?
+                        .filter(|p| moved(p, follow) < 0.5),
+                };
+                Ok(person.map(|p| (p, Some(i))))
+            };
+        let followed: Vec<Option<(Person, Option<usize>)>> = if self.followed.len() > 1 {
+            self.followed
+                .par_iter()
+                .enumerate()
+                .map(follow_one)
+                .collect::<Result<_>>()?
+        } else {
+            self.followed
+                .iter()
+                .enumerate()
+                .map(follow_one)
+                .collect::<Result<_>>()?
+        };
         // Someone lost (or nobody followed) is searched for at once, as MediaPipe re-detects.
+        let lost = followed.iter().any(Option::is_none);
+        let mut people: Vec<(Person, Option<usize>)> = followed.into_iter().flatten().collect();
         if lost || due || self.followed.is_empty() {
-            for person in holistic.find(image, options)? {
+            let found = holistic.find(image, options)?;
+            // A search can miss someone another found: the count to look for is the most a
+            // search found, lowered only when two routine searches in a row find fewer
+            // (someone left).
+            if routine {
+                let previous = self.last_routine.replace(found.len());
+                if let Some(previous) = previous.filter(|p| *p < self.expected)
+                    && found.len() < self.expected
+                {
+                    self.expected = previous.max(found.len());
+                }
+            }
+            self.expected = self.expected.max(found.len());
+            for person in found {
                 // A person followed already keeps their track (and filters).
                 if !people.iter().any(|(p, _)| same_person(p, &person)) {
                     people.push((person, None));

@@ -153,6 +153,23 @@ impl People {
         }))
     }
 
+    /// The person whose head is `heads[i]` (the others' heads greyed out), searched around it
+    /// as for a face the whole-photo detector left unexplained: how a tracked person whose
+    /// crop settled on a neighbour is found again without a whole-photo search.
+    pub fn around_head(
+        &self,
+        image: &RgbImage,
+        heads: &[percept_infer::BBox],
+        i: usize,
+        min_score: f32,
+        model: PoseModel,
+    ) -> Result<Option<Person>> {
+        if i >= heads.len() {
+            return Ok(None);
+        }
+        self.around_face(image, heads, i, min_score, model)
+    }
+
     /// The person a whole-photo detection stands for: the landmarks on its ROI, when the
     /// landmark model agrees someone is there.
     fn detected(
@@ -324,7 +341,7 @@ impl People {
 }
 
 /// A copy of `image` with every face but `keep` painted mid-grey (boxes grown by a quarter).
-fn hide_faces(image: &RgbImage, faces: &[percept_infer::BBox], keep: usize) -> RgbImage {
+pub(crate) fn hide_faces(image: &RgbImage, faces: &[percept_infer::BBox], keep: usize) -> RgbImage {
     let mut out = image.clone();
     let (w, h) = image.dimensions();
     for (i, f) in faces.iter().enumerate() {
