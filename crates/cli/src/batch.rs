@@ -20,7 +20,8 @@ const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "bmp", "gif", 
 pub(crate) struct BatchArgs {
     /// Task, as for `run`.
     task: String,
-    /// Folder of images (files are taken by extension).
+    /// Folder of images and videos (files are taken by extension; a video's result is a video
+    /// in the same container, `<name>.json` its summary).
     input: PathBuf,
     /// Folder for the results: `<name>.json` per image, `<name>.png|jpg` where the task draws,
     /// and `summary.json` (optional with --jsonl).
@@ -50,10 +51,13 @@ pub(crate) struct BatchArgs {
     common: TaskArgs,
 }
 
+/// A photo or a video by its extension (which of the two it is, is told by its bytes).
 fn is_image(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+    percept_video::has_video_extension(path)
+        || path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 /// The images in `dir` (and its subfolders when `recursive`), sorted.
@@ -192,9 +196,28 @@ fn batch_inner(args: &BatchArgs) -> Result<ExitCode, RunError> {
                         })
                     })
                     .and_then(|()| {
+                        if crate::video::is_video(file) {
+                            // A video keeps its container (`<name>.mp4` for a renamed one).
+                            let container = file
+                                .extension()
+                                .and_then(|e| e.to_str())
+                                .map(str::to_ascii_lowercase)
+                                .filter(|_| percept_video::has_video_extension(file))
+                                .unwrap_or_else(|| "mp4".into());
+                            return crate::video::VideoRun {
+                                task: task.clone(),
+                                options: options.clone(),
+                                input: file,
+                                output: base.as_ref().map(|b| with_ext(b, &container)),
+                                on_frame: None,
+                                progress: false,
+                                config: &config,
+                            }
+                            .run();
+                        }
                         run_one(task.as_ref(), options.clone(), file, sink.as_ref(), &config)
+                            .and_then(|executed| finish(executed, sink.as_ref()))
                     })
-                    .and_then(|executed| finish(executed, sink.as_ref()))
                     .and_then(|json| {
                         if let Some(base) = base {
                             let path = with_ext(base, "json");

@@ -405,3 +405,38 @@ fn holistic_follows_a_group_through_a_pan() {
         .count();
     assert!(tracked >= 50, "{tracked} of ~76 people followed");
 }
+
+#[test]
+fn batch_takes_videos_beside_photos() {
+    if !ffmpeg_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    make_clip(
+        "person_astronaut.jpg",
+        &input.join("clip.mkv"),
+        (256, 256),
+        4,
+    );
+    std::fs::copy(data("person_hopper.jpg"), input.join("hopper.jpg")).unwrap();
+    let out = dir.path().join("out");
+    let output = percept()
+        .args(["batch", "art", "--style", "cartoon"])
+        .arg(&input)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("clip.json")).unwrap()).unwrap();
+    assert_eq!(summary["frames"], 4, "{summary}");
+    assert_eq!(frames_of(&out.join("clip.mkv")).len(), 4);
+    assert!(out.join("hopper.png").exists());
+}
