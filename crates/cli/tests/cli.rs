@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)] // in tests a failed unwrap is a failed test
 
 mod common;
-use common::{data, percept};
+use common::{data, percept, succeeded};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -342,15 +342,6 @@ fn run_art_writes_a_changed_image_of_the_same_size() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("bad_option"));
-}
-
-/// Asserts the command exited 0, showing its standard error otherwise.
-fn succeeded(output: &std::process::Output) {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// `percept` with `stdin` on its standard input.

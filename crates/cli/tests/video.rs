@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used)] // in tests a failed unwrap is a failed test
 
 mod common;
-use common::{data, percept};
+use common::{data, percept, succeeded};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -429,11 +429,7 @@ fn batch_takes_videos_beside_photos() {
         .arg(&out)
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    succeeded(&output);
     let summary: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("clip.json")).unwrap()).unwrap();
     assert_eq!(summary["frames"], 4, "{summary}");

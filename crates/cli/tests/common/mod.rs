@@ -19,3 +19,12 @@ pub fn data(name: &str) -> PathBuf {
         .join("../../tests/data")
         .join(name)
 }
+
+/// Asserts the command succeeded, showing its stderr when it did not.
+pub fn succeeded(output: &std::process::Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
