@@ -27,6 +27,7 @@ mod runner;
 mod schemas;
 mod service_routes;
 mod state;
+mod stream_routes;
 mod task_routes;
 mod upload;
 

@@ -329,6 +329,17 @@ fn fixed_paths() -> Value {
             "operationId": "job_result",
             "parameters": [id],
             "responses": job_result}},
+        "/v1/stream/{task}": {"get": {
+            "tags": ["stream"],
+            "summary": "Live video over a WebSocket: send frames (JPEG or PNG) as binary messages; each frame run is answered by a text message, the task's JSON plus `frame` (its number in the order sent), `dropped` (frames skipped so far: a newer frame replaces one waiting, so a fast sender is never queued behind), `compute_ms` and `image` (true when a binary message with the processed frame as JPEG follows). Video jobs: holistic follows people from frame to frame with smoothing, anonymize tracks faces (its `track_frames` look-ahead delays answers by that many frames; 0 for live). A bad frame is answered with an error body carrying `frame`; the stream goes on. Options as query parameters, checked before the upgrade.",
+            "operationId": "stream",
+            "parameters": [{"name": "task", "in": "path", "required": true,
+                            "schema": {"type": "string"}, "description": "holistic, anonymize, parse, art/<style>, inspect"}],
+            "responses": {
+                "101": {"description": "Switched to the WebSocket protocol."},
+                "404": response_ref("NotFound"),
+                "422": response_ref("BadOption"),
+                "429": response_ref("QueueFull")}}},
         "/batch/parse": {"post": {
             "tags": ["compatibility"], "summary": "Compatibility: the same as POST /v1/batch/parse",
             "operationId": "compat_batch_parse",

@@ -38,6 +38,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/{*task}", post(task_route))
         .route("/v1/batch/{*task}", post(batch_route))
         .route("/v1/jobs/{*path}", post(submit_job_route).get(job_route))
+        .route(
+            "/v1/stream/{*task}",
+            get(crate::stream_routes::stream_route),
+        )
         .route("/upload", post(crate::upload::upload))
         .route("/process", post(process))
         .route("/api/parse", post(crate::compat::api_parse))

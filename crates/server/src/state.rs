@@ -83,6 +83,8 @@ pub struct AppState {
     pub engine: String,
     pub(crate) images: ImageStore,
     pub(crate) jobs: JobBackend,
+    /// Live streams at once (`/v1/stream/{task}`): one per worker, as each keeps a core busy.
+    pub(crate) streams: Arc<tokio::sync::Semaphore>,
     ready: AtomicBool,
 }
 
@@ -139,6 +141,7 @@ impl AppState {
         };
         let config = Arc::new(config);
         Arc::new(Self {
+            streams: Arc::new(tokio::sync::Semaphore::new(config.workers)),
             images,
             ready: AtomicBool::new(models.is_empty()),
             runner: Arc::new(Runner::new(Arc::clone(&config), tasks, engine)),

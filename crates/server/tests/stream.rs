@@ -1,0 +1,108 @@
+//! `GET /v1/stream/{task}` over a real WebSocket on loopback: holistic answers every frame
+//! sent one at a time with the person's points and the drawn frame, following the person from
+//! frame to frame; a burst faster than the server runs is answered about its newest frame with
+//! the skipped ones counted; a bad frame gets an error and the stream goes on; a bad option is
+//! refused before the upgrade.
+#![allow(clippy::unwrap_used)] // in tests a failed unwrap is a failed test
+
+mod common;
+
+use common::*;
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next text message as JSON (skipping pings).
+async fn next_json(socket: &mut Socket) -> Value {
+    loop {
+        match socket.next().await.unwrap().unwrap() {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Binary(_) => panic!("a frame where a text message was due"),
+            _ => continue,
+        }
+    }
+}
+
+async fn next_frame(socket: &mut Socket) -> image::RgbImage {
+    match socket.next().await.unwrap().unwrap() {
+        Message::Binary(jpeg) => image::load_from_memory(&jpeg).unwrap().to_rgb8(),
+        other => panic!("expected the processed frame, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holistic_streams_every_frame_and_drops_a_backlog() {
+    let server = TestServer::with_tasks(config(), model_registry()).await;
+    let url = server
+        .url("/v1/stream/holistic")
+        .replace("http://", "ws://");
+    let (mut socket, _) = connect_async(format!("{url}?max_people=1")).await.unwrap();
+    let photo = data("person_astronaut.jpg");
+
+    // One at a time: every frame answered, in order, with the drawn frame after its JSON.
+    for i in 0..3u64 {
+        socket
+            .send(Message::Binary(photo.clone().into()))
+            .await
+            .unwrap();
+        let json = next_json(&mut socket).await;
+        assert_eq!(json["frame"], i, "{json}");
+        assert_eq!(json["dropped"], 0);
+        assert_eq!(json["person_count"], 1, "{json}");
+        assert_eq!(json["pose"].as_array().unwrap().len(), 33);
+        let seed = if i == 0 { "pose" } else { "tracked" };
+        assert_eq!(json["people"][0]["seed"], seed, "frame {i}");
+        assert_eq!(json["image"], true);
+        assert_eq!(next_frame(&mut socket).await.dimensions(), (512, 512));
+    }
+
+    // A bad frame: an error for it, and the stream carries on.
+    socket
+        .send(Message::Binary(vec![0xFF, 0xD8, 0xFF].into()))
+        .await
+        .unwrap();
+    let error = next_json(&mut socket).await;
+    assert_eq!(error["error"]["code"], "invalid_image", "{error}");
+    assert_eq!(error["frame"], 3);
+
+    // A burst of 12 frames: the server skips what it cannot run, and the last answer is about
+    // the last frame.
+    for _ in 0..12 {
+        socket
+            .send(Message::Binary(photo.clone().into()))
+            .await
+            .unwrap();
+    }
+    let mut answered = 0;
+    let last = loop {
+        let json = next_json(&mut socket).await;
+        next_frame(&mut socket).await;
+        answered += 1;
+        if json["frame"] == 15 {
+            break json;
+        }
+    };
+    let dropped = last["dropped"].as_u64().unwrap();
+    assert!(dropped > 0, "a burst of 12 was run whole: {last}");
+    assert_eq!(
+        answered + dropped,
+        12,
+        "answered {answered}, dropped {dropped}"
+    );
+    socket.close(None).await.unwrap();
+
+    // A bad option and an unknown task are refused before the upgrade.
+    for path in ["/v1/stream/holistic?max_people=99", "/v1/stream/juggle"] {
+        let url = server.url(path).replace("http://", "ws://");
+        let refused = connect_async(url).await.err().unwrap();
+        let tokio_tungstenite::tungstenite::Error::Http(response) = refused else {
+            panic!("{path}: {refused}");
+        };
+        assert!(response.status().is_client_error(), "{path}: {response:?}");
+    }
+    server.shutdown().await;
+}
