@@ -304,6 +304,98 @@ async function processAll(files) {
   for (const file of files) await process(file);
 }
 
+// The camera: frames from getUserMedia go as JPEG over the task's WebSocket
+// (`/v1/stream/{task}`), one at a time (the next leaves when the last one's answer is back,
+// so the server is never flooded), and each answer's frame is shown beside the camera.
+const camera = { media: null, socket: null, running: false, shown: null, times: [] };
+
+function cameraSummary(json) {
+  if (json.person_count !== undefined) return `${json.person_count} person(s)`;
+  if (json.count !== undefined) return `${json.count} face(s)`;
+  return '';
+}
+
+async function startCamera() {
+  const status = $('#camera-status');
+  if (sessionStorage.getItem('percept-api-key')) {
+    // A browser cannot put the key on a WebSocket's request.
+    status.textContent = 'The camera needs a server without an API key.';
+    return;
+  }
+  let media;
+  try {
+    media = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+  } catch (error) {
+    status.textContent = `No camera: ${error.message}`;
+    return;
+  }
+  camera.media = media;
+  const video = $('#camera-video');
+  video.srcObject = media;
+  await video.play();
+  $('.camera-view').hidden = false;
+  $('#camera-start').hidden = true;
+  $('#camera-stop').hidden = false;
+  const params = new URLSearchParams(query().slice(1));
+  params.delete('format');
+  const text = params.toString();
+  const scheme = window.location.protocol === 'https:' ? 'wss' : 'ws';
+  const task = $('#task').value;
+  const socket = new WebSocket(`${scheme}://${window.location.host}/v1/stream/${task}${text ? `?${text}` : ''}`);
+  socket.binaryType = 'blob';
+  camera.socket = socket;
+  const canvas = document.createElement('canvas');
+  const send = () => {
+    if (!camera.running || socket.readyState !== WebSocket.OPEN) return;
+    canvas.width = video.videoWidth || 640;
+    canvas.height = video.videoHeight || 480;
+    canvas.getContext('2d').drawImage(video, 0, 0, canvas.width, canvas.height);
+    canvas.toBlob((blob) => { if (blob && camera.running) socket.send(blob); }, 'image/jpeg', 0.8);
+  };
+  let last = null;
+  const done = () => {
+    const now = performance.now();
+    camera.times = [...camera.times.filter((t) => now - t < 2000), now];
+    const fps = camera.times.length > 1
+      ? ((camera.times.length - 1) * 1000) / (now - camera.times[0]) : 0;
+    status.textContent = `${task}: ${fps.toFixed(1)} frames/s · ${last ? cameraSummary(last) : ''}`;
+    status.dataset.frames = String(Number(status.dataset.frames || 0) + 1);
+    send();
+  };
+  socket.addEventListener('open', () => { camera.running = true; send(); });
+  socket.addEventListener('message', (event) => {
+    if (typeof event.data === 'string') {
+      const json = JSON.parse(event.data);
+      if (json.error) {
+        status.textContent = json.error.message;
+        send();
+        return;
+      }
+      last = json;
+      if (!json.image) done();
+      return;
+    }
+    if (camera.shown) URL.revokeObjectURL(camera.shown);
+    camera.shown = URL.createObjectURL(event.data);
+    $('#camera-result').src = camera.shown;
+    done();
+  });
+  socket.addEventListener('close', (event) => {
+    if (camera.running && event.code !== 1000) status.textContent = `The stream closed (${event.code}).`;
+    stopCamera();
+  });
+}
+
+function stopCamera() {
+  camera.running = false;
+  if (camera.socket) camera.socket.close(1000);
+  if (camera.media) for (const t of camera.media.getTracks()) t.stop();
+  camera.socket = null;
+  camera.media = null;
+  $('#camera-start').hidden = false;
+  $('#camera-stop').hidden = true;
+}
+
 async function init() {
   const select = $('#task');
   try {
@@ -364,6 +456,8 @@ async function init() {
     e.preventDefault();
     processAll([file]);
   });
+  $('#camera-start').addEventListener('click', startCamera);
+  $('#camera-stop').addEventListener('click', stopCamera);
   document.body.dataset.ready = 'true';
 }
 

@@ -3,7 +3,7 @@
 // differ from the input, and that a broken file shows a human error.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import net from 'node:net';
@@ -585,4 +585,59 @@ test('accessibility: axe finds no serious or critical violations', async () => {
   // The refused upload's 400 is the only complaint.
   assert.deepEqual(problems.filter((p) => !/status of 400/.test(p)), []);
   await page.context().close();
+});
+
+// The camera mode with Chromium's fake camera playing a clip made from a test photo (so a
+// real person is in front of it): frames go over the WebSocket, results come back drawn,
+// frames/s is shown, and stopping releases the camera. Needs Debian's ffmpeg for the clip.
+test('camera mode streams the webcam through holistic and shows the live result', async (t) => {
+  const ffmpeg = spawnSync('ffmpeg', ['-version']);
+  if (ffmpeg.error) {
+    assert.notEqual(process.env.CI, 'true', 'CI=true needs ffmpeg (scripts/test installs it)');
+    t.skip('ffmpeg is not installed');
+    return;
+  }
+  const dir = mkdtempSync(path.join(tmpdir(), 'percept-camera-'));
+  const clip = path.join(dir, 'camera.y4m');
+  const made = spawnSync('ffmpeg', ['-v', 'error', '-y', '-loop', '1', '-i',
+    path.join(root, 'tests/data/person_hands_drink.jpg'), '-t', '1', '-r', '10',
+    '-vf', 'scale=640:480:force_original_aspect_ratio=decrease,pad=640:480:(ow-iw)/2:(oh-ih)/2',
+    '-pix_fmt', 'yuv420p', clip]);
+  assert.equal(made.status, 0, String(made.stderr));
+  const cameraBrowser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+      `--use-file-for-fake-video-capture=${clip}`],
+  });
+  try {
+    const context = await cameraBrowser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    const problems = [];
+    page.on('pageerror', (e) => problems.push(e.message));
+    await page.goto(base);
+    await page.waitForSelector('body[data-ready="true"]');
+    await page.selectOption('#task', 'holistic');
+    await page.click('#camera-start');
+    await page.waitForFunction(() => Number(document.querySelector('#camera-status').dataset.frames || 0) >= 6,
+      null, { timeout: 60000 });
+    const status = await page.textContent('#camera-status');
+    assert.match(status, /holistic: \d+\.\d frames\/s · 1 person\(s\)/, status);
+    const size = await page.evaluate(() => {
+      const img = document.querySelector('#camera-result');
+      return [img.naturalWidth, img.naturalHeight];
+    });
+    assert.deepEqual(size, [640, 480]);
+    await page.screenshot({ path: path.join(shots, 'camera-holistic.png') });
+    await page.click('#camera-stop');
+    assert.equal(await page.isVisible('#camera-start'), true);
+    const live = await page.evaluate(() => document.querySelector('#camera-video').srcObject
+      .getTracks().some((track) => track.readyState === 'live'));
+    assert.equal(live, false, 'the camera is released');
+    assert.deepEqual(problems, []);
+  } finally {
+    await cameraBrowser.close();
+  }
 });

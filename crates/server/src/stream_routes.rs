@@ -3,7 +3,9 @@
 //! message, the task's JSON plus `frame` (the frame's number in the order received),
 //! `dropped` (frames skipped so far) and `compute_ms`, and, for tasks that draw, a binary
 //! message right after it with the processed frame as JPEG. Frames go through the task's video
-//! job, so holistic follows people from frame to frame and smooths their points.
+//! job, so holistic follows people from frame to frame and smooths their points; anonymize
+//! tracks faces without looking ahead (`track_frames` 0) unless asked, so no answer waits for
+//! later frames.
 //!
 //! A client sending faster than the server runs is never queued behind: the newest frame
 //! waiting replaces the one before it (counted in `dropped`), so the answer is always about
@@ -47,6 +49,11 @@ pub(crate) async fn stream_route(
     let mut options = Options::new();
     for (key, value) in &query {
         options.insert_text(key, value);
+    }
+    // Live, an answer is due for every frame: no look-ahead unless the client asks for it.
+    if task.options().iter().any(|o| o.name == "track_frames") && !options.contains("track_frames")
+    {
+        options.insert("track_frames", json!(0));
     }
     let job = match video_job(task, options, STREAM_FRAME_RATE) {
         Ok(job) => job,
