@@ -186,6 +186,8 @@ impl VideoRun<'_> {
         }
         let outputs = job.finish()?;
         emit(outputs, &mut writer, &mut self.on_frame)?;
+        // The encoder's last frames count: the time is the whole video's, written.
+        let path = writer.map(FrameWriter::finish).transpose()?;
         bar.finish_and_clear();
         let mut summary = summary_json(
             &info,
@@ -193,8 +195,7 @@ impl VideoRun<'_> {
             start.elapsed().as_secs_f64(),
             self.task.name(),
         );
-        if let Some(writer) = writer {
-            let path = writer.finish()?;
+        if let Some(path) = path {
             summary["output"] = Value::String(path.display().to_string());
         }
         Ok(summary)

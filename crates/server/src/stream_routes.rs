@@ -11,7 +11,7 @@
 //! waiting replaces the one before it (counted in `dropped`), so the answer is always about
 //! the latest picture. A bad frame is answered with an error message and the stream goes on.
 //! Streams at once are bounded by `workers`; beyond that the upgrade is refused with
-//! `429 queue_full`.
+//! `429 queue_full`; a stream idle for a minute is closed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,6 +31,8 @@ use crate::{ApiError, ErrorCode};
 
 /// The frame rate assumed for smoothing: webcams deliver about this many frames a second.
 const STREAM_FRAME_RATE: f64 = 30.0;
+/// A stream that sends no frame for this long is closed.
+const IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 /// JPEG quality of the processed frames sent back.
 const FRAME_QUALITY: u8 = 80;
 
@@ -125,7 +127,15 @@ async fn serve(
             match taken {
                 (Some((index, bytes)), dropped, _) => break (Some((index, bytes)), dropped),
                 (None, _, true) => break (None, 0),
-                (None, _, false) => arrived.notified().await,
+                // A stream holds one of the few stream places: an idle one gives it back.
+                (None, _, false) => {
+                    if tokio::time::timeout(IDLE, arrived.notified())
+                        .await
+                        .is_err()
+                    {
+                        break (None, 0);
+                    }
+                }
             }
         };
         let Some((index, bytes)) = frame else {

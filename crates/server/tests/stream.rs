@@ -104,5 +104,30 @@ async fn holistic_streams_every_frame_and_drops_a_backlog() {
         };
         assert!(response.status().is_client_error(), "{path}: {response:?}");
     }
+
+    // Streams at once are bounded by the workers (2 here): a third is refused with 429.
+    let url = server
+        .url("/v1/stream/art/pencil")
+        .replace("http://", "ws://");
+    let mut open = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while open.len() < 2 {
+        // The first stream's place is given back once its socket has closed on the server.
+        match connect_async(url.as_str()).await {
+            Ok((socket, _)) => open.push(socket),
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let refused = connect_async(url.as_str()).await.err().unwrap();
+    let tokio_tungstenite::tungstenite::Error::Http(response) = refused else {
+        panic!("{refused}");
+    };
+    assert_eq!(response.status(), 429);
+    for mut socket in open {
+        socket.close(None).await.unwrap();
+    }
     server.shutdown().await;
 }
