@@ -146,7 +146,12 @@ async fn serve(
         let ran = tokio::task::spawn_blocking(move || {
             let outcome: Result<Vec<Encoded>, TaskError> = decode(&bytes, &limits)
                 .map_err(TaskError::from)
-                .and_then(|decoded| job.push(decoded.image))
+                .and_then(|decoded| {
+                    // Live: nothing waits for a next frame that may never come.
+                    let mut outputs = job.push(decoded.image)?;
+                    outputs.extend(job.flush()?);
+                    Ok(outputs)
+                })
                 .and_then(|outputs| outputs.into_iter().map(encoded).collect());
             (job, outcome)
         })

@@ -27,6 +27,17 @@ async fn next_json(socket: &mut Socket) -> Value {
     }
 }
 
+/// Sends `photo` and returns its answer's JSON (its frame read and dropped).
+async fn next_json_after(socket: &mut Socket, photo: &[u8]) -> Value {
+    socket
+        .send(Message::Binary(photo.to_vec().into()))
+        .await
+        .unwrap();
+    let json = next_json(socket).await;
+    next_frame(socket).await;
+    json
+}
+
 async fn next_frame(socket: &mut Socket) -> image::RgbImage {
     match socket.next().await.unwrap().unwrap() {
         Message::Binary(jpeg) => image::load_from_memory(&jpeg).unwrap().to_rgb8(),
@@ -103,6 +114,31 @@ async fn holistic_streams_every_frame_and_drops_a_backlog() {
             panic!("{path}: {refused}");
         };
         assert!(response.status().is_client_error(), "{path}: {response:?}");
+    }
+
+    // Tasks that pair frames or look ahead on files answer every live frame at once, so a
+    // client with one frame in flight is never left waiting.
+    for (task, field) in [("anonymize", "count"), ("art/pencil", "width")] {
+        let url = server
+            .url(&format!("/v1/stream/{task}"))
+            .replace("http://", "ws://");
+        let (mut socket, _) = connect_async(url).await.unwrap();
+        for i in 0..2u64 {
+            socket
+                .send(Message::Binary(photo.clone().into()))
+                .await
+                .unwrap();
+            let json = next_json(&mut socket).await;
+            assert_eq!(json["frame"], i, "{task}: {json}");
+            assert!(json[field].is_number(), "{task}: {json}");
+            next_frame(&mut socket).await;
+        }
+        if task == "anonymize" {
+            let json = next_json_after(&mut socket, &photo).await;
+            assert_eq!(json["count"], 1, "the astronaut's face: {json}");
+            assert_eq!(json["hidden"][0]["detected"], true);
+        }
+        socket.close(None).await.unwrap();
     }
 
     // Streams at once are bounded by the workers (2 here): a third is refused with 429.

@@ -260,6 +260,13 @@ impl VideoJob for TrackedAnonymize {
         self.release(false)
     }
 
+    fn flush(&mut self) -> Result<Vec<TaskOutput>, TaskError> {
+        if let Some(frame) = self.waiting.take() {
+            self.detect_and_hold(vec![frame])?;
+        }
+        self.release(false)
+    }
+
     fn finish(&mut self) -> Result<Vec<TaskOutput>, TaskError> {
         if let Some(frame) = self.waiting.take() {
             self.detect_and_hold(vec![frame])?;

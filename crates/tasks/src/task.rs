@@ -93,6 +93,11 @@ pub trait Task: Send + Sync {
 pub trait VideoJob: Send {
     /// Takes the next frame and returns the results that are now final, in frame order.
     fn push(&mut self, frame: RgbImage) -> Result<Vec<TaskOutput>, TaskError>;
+    /// Live video, after each frame: the results that need no later frame, now (a frame
+    /// held to run beside the next one runs alone). Frames a look-ahead still needs stay held.
+    fn flush(&mut self) -> Result<Vec<TaskOutput>, TaskError> {
+        Ok(Vec::new())
+    }
     /// At the end of the video: the results of every frame still held.
     fn finish(&mut self) -> Result<Vec<TaskOutput>, TaskError>;
 }

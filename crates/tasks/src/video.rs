@@ -55,6 +55,10 @@ impl VideoJob for FrameByFrame {
         Ok(vec![a?, b?])
     }
 
+    fn flush(&mut self) -> Result<Vec<TaskOutput>, TaskError> {
+        self.finish()
+    }
+
     fn finish(&mut self) -> Result<Vec<TaskOutput>, TaskError> {
         self.waiting
             .take()
