@@ -64,6 +64,13 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     state.start_background();
     let draining = Arc::clone(&state);
+    // No Nagle delay: a stream's answer is a text message then a binary one, and the second
+    // waited for the first one's ACK (~40 ms of delayed ACK on loopback, measured).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app(Arc::clone(&state)))
         .with_graceful_shutdown(async move {
             shutdown.await;
