@@ -21,18 +21,9 @@ pub(crate) fn is_video(path: &Path) -> bool {
     if path == Path::new("-") {
         return false;
     }
-    let mut head = [0u8; 256];
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return false;
-    };
-    let mut filled = 0;
-    while filled < head.len() {
-        match file.read(&mut head[filled..]) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => filled += n,
-        }
-    }
-    percept_video::looks_like_video(&head[..filled])
+    let mut head = Vec::with_capacity(256);
+    let read = std::fs::File::open(path).and_then(|file| file.take(256).read_to_end(&mut head));
+    read.is_ok() && percept_video::looks_like_video(&head)
 }
 
 impl From<VideoError> for RunError {
@@ -139,9 +130,8 @@ impl VideoRun<'_> {
         let mut options = self.options.clone();
         // Nothing is written: a task that can skip drawing does (holistic's drawing is about a
         // tenth of a 720p frame's time), unless the request asked for it.
-        let draws = self.task.options().iter().any(|o| o.name == "draw");
-        if self.output.is_none() && draws && !options.contains("draw") {
-            options.insert("draw", Value::Bool(false));
+        if self.output.is_none() {
+            options.default_unless_given(self.task.options(), "draw", Value::Bool(false));
         }
         let mut job = video_job(self.task.clone(), options, info.frame_rate.fps())?;
         let mut writer = self

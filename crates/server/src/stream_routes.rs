@@ -53,10 +53,7 @@ pub(crate) async fn stream_route(
         options.insert_text(key, value);
     }
     // Live, an answer is due for every frame: no look-ahead unless the client asks for it.
-    if task.options().iter().any(|o| o.name == "track_frames") && !options.contains("track_frames")
-    {
-        options.insert("track_frames", json!(0));
-    }
+    options.default_unless_given(task.options(), "track_frames", json!(0));
     let job = match video_job(task, options, STREAM_FRAME_RATE) {
         Ok(job) => job,
         Err(error) => return ApiError::from(error).into_response(),

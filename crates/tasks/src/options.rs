@@ -63,9 +63,13 @@ impl Options {
         self.values.is_empty()
     }
 
-    /// Whether the request gave `key`.
-    pub fn contains(&self, key: &str) -> bool {
-        self.values.contains_key(key)
+    /// A caller's own default for `key`: set to `value` when the task takes `key` (it is in
+    /// `known`, the task's table) and the request did not give it (the CLI's video skips
+    /// drawing without an output; a live stream does not look ahead).
+    pub fn default_unless_given(&mut self, known: &[OptionSpec], key: &str, value: Value) {
+        if known.iter().any(|spec| spec.name == key) && !self.values.contains_key(key) {
+            self.values.insert(key.to_string(), value);
+        }
     }
 
     /// Removes and returns a raw value.

@@ -24,18 +24,12 @@ pub(crate) fn program(name: &'static str) -> Result<PathBuf> {
 /// The last lines of a program's stderr, as one line.
 pub(crate) fn stderr_tail(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
-    let text = text.trim();
-    let start = text
-        .char_indices()
-        .map(|(i, _)| i)
-        .find(|&i| text.len() - i <= STDERR_KEEP)
-        .unwrap_or(text.len());
-    let tail: Vec<&str> = text[start..].lines().rev().take(4).collect();
-    let joined = tail.into_iter().rev().collect::<Vec<_>>().join(" / ");
-    if joined.is_empty() {
+    let mut tail: Vec<&str> = text.trim().lines().rev().take(4).collect();
+    tail.reverse();
+    if tail.is_empty() {
         "no message".into()
     } else {
-        joined
+        tail.join(" / ")
     }
 }
 

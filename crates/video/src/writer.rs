@@ -23,8 +23,8 @@ const QUEUED: usize = 2;
 pub struct WriterSettings {
     /// x264's / VP9's constant-quality factor: lower is better and larger.
     pub crf: u8,
-    /// x264's speed preset: `veryfast` leaves the cores to the models, at a larger file than
-    /// `medium` for the same quality.
+    /// x264's speed preset: `veryfast`, so encoding leaves the cores to the models (other
+    /// presets not measured here).
     pub preset: &'static str,
 }
 
