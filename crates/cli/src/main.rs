@@ -142,6 +142,12 @@ pub(crate) struct ServeArgs {
     /// Most images in one multipart request [default: 64].
     #[arg(long, env = "PERCEPT_MAX_PARTS")]
     max_parts: Option<usize>,
+    /// Largest video an async job accepts, in bytes [default: 209715200 = 200 MiB].
+    #[arg(long, env = "PERCEPT_MAX_VIDEO_BYTES")]
+    max_video_bytes: Option<usize>,
+    /// Longest video an async job accepts, in seconds [default: 600].
+    #[arg(long, env = "PERCEPT_MAX_VIDEO_SECONDS")]
+    max_video_seconds: Option<u64>,
     /// Require `Authorization: Bearer <key>` on every route but the page and health probes
     /// (at least 16 characters) [default: none].
     #[arg(long, env = "PERCEPT_API_KEY", hide_env_values = true)]
@@ -214,6 +220,8 @@ impl ServeArgs {
             queue,
             deadline_ms,
             max_parts,
+            max_video_bytes,
+            max_video_seconds,
             cache_bytes,
             result_ttl_secs,
             redis_queue_bytes

@@ -12,141 +12,27 @@
 mod common;
 use common::{data, percept, succeeded};
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use image::RgbImage;
-use percept_video::{FrameReader, probe};
+use percept_video::probe;
+use percept_video::testkit::{
+    FaceBox, assert_anonymized, ffmpeg_or_skip, frames_of, labelled_faces, pan_clip,
+};
 use serde_json::Value;
 
-fn ffmpeg_or_skip() -> bool {
-    let found = percept_video::installed();
-    assert!(
-        found || std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true but ffmpeg is missing (scripts/test installs it)"
-    );
-    if !found {
-        eprintln!("skipped: ffmpeg is not installed");
-    }
-    found
-}
-
-/// A face box in frame pixels.
-#[derive(Debug, Clone, Copy)]
-struct Box2 {
-    x: f32,
-    y: f32,
-    w: f32,
-    h: f32,
-}
-
-/// A clip of `frames` frames of `size` at 25 fps with a 440 Hz tone: a window of the photo
-/// that pans left to right and zooms in by a fifth. Returns each frame's labelled faces.
-fn make_clip(photo: &str, out: &Path, size: (u32, u32), frames: u32) -> Vec<Vec<Box2>> {
+/// `pan_clip` over a test photo and its labelled faces (which it must have).
+fn make_clip(photo: &str, out: &Path, size: (u32, u32), frames: u32) -> Vec<Vec<FaceBox>> {
     let image = image::open(data(photo)).unwrap().to_rgb8();
-    let labels: Value =
-        serde_json::from_str(&std::fs::read_to_string(data("faces.json")).unwrap()).unwrap();
-    let faces: Vec<Box2> = labels[photo]["faces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| Box2 {
-            x: f["x"].as_f64().unwrap() as f32,
-            y: f["y"].as_f64().unwrap() as f32,
-            w: f["width"].as_f64().unwrap() as f32,
-            h: f["height"].as_f64().unwrap() as f32,
-        })
-        .collect();
-    let (pw, ph) = (image.width() as f32, image.height() as f32);
-    let aspect = size.0 as f32 / size.1 as f32;
-    let mut child = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24"])
-        .args(["-s", &format!("{}x{}", size.0, size.1), "-framerate", "25"])
-        .args(["-i", "pipe:0", "-f", "lavfi", "-i", "sine=frequency=440"])
-        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "16"])
-        .args(["-c:a", "aac", "-shortest"])
-        .arg(out)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut truth = Vec::new();
-    for i in 0..frames {
-        let t = i as f32 / (frames - 1).max(1) as f32;
-        // The window: the photo's full height (or width) at first, a fifth narrower at the end.
-        let full_w = pw.min(ph * aspect);
-        let cw = full_w * (1.0 - 0.2 * t);
-        let ch = cw / aspect;
-        let x0 = (pw - cw) * t;
-        let y0 = (ph - ch) * 0.5;
-        let crop = image::imageops::crop_imm(
-            &image,
-            x0.round() as u32,
-            y0.round() as u32,
-            cw.round() as u32,
-            ch.round() as u32,
-        )
-        .to_image();
-        let frame =
-            image::imageops::resize(&crop, size.0, size.1, image::imageops::FilterType::Triangle);
-        stdin.write_all(frame.as_raw()).unwrap();
-        let scale = size.0 as f32 / cw;
-        truth.push(
-            faces
-                .iter()
-                .map(|f| Box2 {
-                    x: (f.x - x0) * scale,
-                    y: (f.y - y0) * scale,
-                    w: f.w * scale,
-                    h: f.h * scale,
-                })
-                // Faces wholly in the frame only: a face cut by the edge is judged elsewhere.
-                .filter(|b| {
-                    b.x >= 0.0
-                        && b.y >= 0.0
-                        && b.x + b.w <= size.0 as f32
-                        && b.y + b.h <= size.1 as f32
-                })
-                .collect(),
-        );
-    }
-    drop(stdin);
-    assert!(child.wait().unwrap().success());
-    truth
-}
-
-fn frames_of(path: &Path) -> Vec<RgbImage> {
-    let info = probe(path).unwrap();
-    FrameReader::open(path, &info, 100_000)
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
-}
-
-/// Mean squared horizontal + vertical grey-level difference inside the inner 80 % of `b`:
-/// the detail a viewer would recognise a face by.
-fn detail(image: &RgbImage, b: Box2) -> f64 {
-    let grey = |x: u32, y: u32| {
-        let p = image.get_pixel(x, y).0;
-        0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2])
-    };
-    let (x0, y0) = ((b.x + 0.1 * b.w) as u32, (b.y + 0.1 * b.h) as u32);
-    let (x1, y1) = ((b.x + 0.9 * b.w) as u32, (b.y + 0.9 * b.h) as u32);
-    let (mut sum, mut n) = (0.0f64, 0.0f64);
-    for y in y0..y1.min(image.height() - 1) {
-        for x in x0..x1.min(image.width() - 1) {
-            let g = grey(x, y);
-            sum += (grey(x + 1, y) - g).powi(2) + (grey(x, y + 1) - g).powi(2);
-            n += 1.0;
-        }
-    }
-    sum / n.max(1.0)
+    let labels = std::fs::read(data("faces.json")).unwrap();
+    let faces = labelled_faces(&labels, photo).unwrap();
+    pan_clip(&image, &faces, out, size, frames)
 }
 
 /// Mean absolute difference of the two frames over pixels at least `margin` px outside every
 /// face box.
-fn difference_away_from(a: &RgbImage, b: &RgbImage, faces: &[Box2], margin: f32) -> f64 {
+fn difference_away_from(a: &RgbImage, b: &RgbImage, faces: &[FaceBox], margin: f32) -> f64 {
     let (mut sum, mut n) = (0.0f64, 0.0f64);
     for (x, y, p) in a.enumerate_pixels() {
         let (fx, fy) = (x as f32, y as f32);
@@ -212,28 +98,9 @@ fn anonymize_hides_every_face_in_every_frame_and_keeps_the_video_whole() {
     // The summary on stderr.
     assert!(stderr.contains("frames 30"), "{stderr}");
 
-    let (before, after) = (probe(&clip).unwrap(), probe(&out).unwrap());
-    assert_eq!((after.width, after.height), (640, 360));
-    assert_eq!(after.frames, before.frames);
-    assert_eq!(after.frame_rate, before.frame_rate);
-    assert_eq!(
-        after.audio_codec.as_deref(),
-        Some("aac"),
-        "the sound is kept"
-    );
-
-    let (original, hidden) = (frames_of(&clip), frames_of(&out));
-    assert_eq!(hidden.len(), 30);
-    let mut faces_checked = 0;
+    assert_eq!(truth.len(), 30);
+    let (original, hidden, faces_checked) = assert_anonymized(&clip, &out, (640, 360), &truth);
     for (i, faces) in truth.iter().enumerate() {
-        for face in faces {
-            let (kept, was) = (detail(&hidden[i], *face), detail(&original[i], *face));
-            assert!(
-                kept < 0.2 * was,
-                "frame {i}: face {face:?} keeps {kept:.1} of {was:.1} detail"
-            );
-            faces_checked += 1;
-        }
         // Away from the faces the picture is the input's (up to re-encoding).
         let elsewhere = difference_away_from(&original[i], &hidden[i], faces, 40.0);
         assert!(elsewhere < 4.0, "frame {i}: {elsewhere:.2} levels changed");
@@ -435,4 +302,93 @@ fn batch_takes_videos_beside_photos() {
     assert_eq!(summary["frames"], 4, "{summary}");
     assert_eq!(frames_of(&out.join("clip.mkv")).len(), 4);
     assert!(out.join("hopper.png").exists());
+}
+
+/// A `percept serve` child killed when dropped, so a failed test leaves no server running.
+struct Serving(std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_ffmpeg_refuses_video_jobs_and_serves_photos() {
+    if !ffmpeg_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.mp4");
+    make_clip("person_astronaut.jpg", &clip, (128, 128), 3);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _server = Serving(
+        percept()
+            .env("PATH", "/nonexistent")
+            .args([
+                "serve",
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--workers",
+                "1",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    while !client
+        .get(format!("{url}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "percept serve did not become ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let post = |route: &str, content_type: &str, body: Vec<u8>| {
+        client
+            .post(format!("{url}{route}"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    // The video is refused at submission, naming the package.
+    let response = post(
+        "/v1/jobs/anonymize",
+        "video/mp4",
+        std::fs::read(&clip).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 501);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "video_unsupported", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("apt-get install ffmpeg"),
+        "{body}"
+    );
+    // Photos work, synchronously and as jobs.
+    let photo = std::fs::read(data("person_astronaut.jpg")).unwrap();
+    let response = post("/v1/anonymize", "image/jpeg", photo.clone())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = post("/v1/jobs/anonymize", "image/jpeg", photo)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
 }

@@ -31,6 +31,12 @@ pub struct Config {
     pub max_side: u32,
     /// Most `image` parts in one multipart request (batches).
     pub max_parts: usize,
+    /// Largest video a job accepts, in bytes (`POST /v1/jobs/{task}` with a video body).
+    /// Separate from `max_body_bytes`, which bounds photos and every other route: a video
+    /// is spilled to a temporary file as it arrives, never held whole in memory.
+    pub max_video_bytes: usize,
+    /// Longest video a job accepts, in seconds (from ffprobe, before any frame is decoded).
+    pub max_video_seconds: u64,
     /// How long finished results (jobs, result URLs) are kept, in seconds.
     pub result_ttl_secs: u64,
     /// Result cache budget in bytes; 0 turns the cache off.
@@ -115,6 +121,8 @@ impl Default for Config {
             max_pixels: 40_000_000,
             max_side: 12_000,
             max_parts: 64,
+            max_video_bytes: 200 * 1024 * 1024,
+            max_video_seconds: 600,
             result_ttl_secs: 600,
             cache_bytes: 256 * 1024 * 1024,
             api_key: None,
@@ -188,6 +196,9 @@ impl Config {
         if self.max_parts == 0 {
             return bad("max_parts must be positive");
         }
+        if self.max_video_bytes == 0 || self.max_video_seconds == 0 {
+            return bad("max_video_bytes and max_video_seconds must be positive");
+        }
         if self.intra_threads == 0 || self.intra_threads > 256 {
             return bad("intra_threads must be 1..=256");
         }
@@ -227,6 +238,13 @@ impl Config {
             return local;
         }
         std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models"))
+    }
+
+    /// How many video jobs the shared Redis store may hold unfinished (queued or running,
+    /// across replicas): `redis_queue_bytes` of videos at `max_video_bytes` each; at least one.
+    pub fn redis_video_jobs(&self) -> usize {
+        let by_bytes = self.redis_queue_bytes / (self.max_video_bytes.max(1) as u64);
+        usize::try_from(by_bytes).unwrap_or(usize::MAX).max(1)
     }
 
     /// How many jobs the shared Redis queue may hold: 16 per local queue slot, and no more than

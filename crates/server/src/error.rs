@@ -33,6 +33,9 @@ pub enum ErrorCode {
     InvalidVideo,
     /// Video needs FFmpeg (Debian's `ffmpeg` package), which this machine lacks.
     VideoUnsupported,
+    /// A video job's video is longer than `max_video_seconds`, or its output video is larger
+    /// than the job store keeps.
+    VideoTooLarge,
     /// An option has an unknown name, the wrong type or an out-of-range value.
     BadOption,
     /// The request's content type is not one percept reads.
@@ -69,7 +72,9 @@ impl ErrorCode {
             ErrorCode::VideoUnsupported => StatusCode::NOT_IMPLEMENTED,
             ErrorCode::BadOption => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::PayloadTooLarge | ErrorCode::ImageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::PayloadTooLarge | ErrorCode::ImageTooLarge | ErrorCode::VideoTooLarge => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -222,7 +227,7 @@ mod tests {
         }
         assert_eq!(
             seen.len(),
-            16,
+            17,
             "a code was added: add it to the README's table too"
         );
         assert_eq!(
@@ -255,6 +260,6 @@ mod tests {
                 code.as_str()
             );
         }
-        assert_eq!(rows.len(), 16, "README rows {rows:?}");
+        assert_eq!(rows.len(), 17, "README rows {rows:?}");
     }
 }

@@ -37,13 +37,13 @@ pub struct BodyLimits {
     pub max_parts: usize,
 }
 
-enum BodyKind {
+pub(crate) enum BodyKind {
     Multipart(String),
     Json,
     Raw,
 }
 
-fn body_kind(headers: &HeaderMap) -> Result<BodyKind, ApiError> {
+pub(crate) fn body_kind(headers: &HeaderMap) -> Result<BodyKind, ApiError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Ok(BodyKind::Raw);
     };
@@ -66,6 +66,14 @@ fn body_kind(headers: &HeaderMap) -> Result<BodyKind, ApiError> {
         Ok(BodyKind::Json)
     } else if essence.starts_with("image/") || essence == "application/octet-stream" {
         Ok(BodyKind::Raw)
+    } else if essence.starts_with("video/") {
+        Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!(
+                "Content-Type `{essence}`: this route takes photos; send a video to \
+                 POST /v1/jobs/{{task}} (an async job)"
+            ),
+        ))
     } else {
         Err(unsupported(&format!("Content-Type `{essence}`")))
     }
@@ -81,14 +89,18 @@ fn unsupported(what: &str) -> ApiError {
     )
 }
 
-fn too_large(limit: usize) -> ApiError {
+pub(crate) fn too_large(limit: usize) -> ApiError {
     ApiError::new(
         ErrorCode::PayloadTooLarge,
         format!("the request body is larger than the {} byte limit", limit),
     )
 }
 
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -110,6 +122,19 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
     Ok(buffer.freeze())
 }
 
+/// The options of a query string (the body's fields may add to them).
+pub(crate) fn query_options(query: Option<&str>) -> Result<Options, ApiError> {
+    let mut options = Options::new();
+    if let Some(query) = query {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+            .map_err(|e| ApiError::bad_option(format!("the query string is malformed: {e}")))?;
+        for (key, value) in pairs {
+            options.insert_text(&key, &value);
+        }
+    }
+    Ok(options)
+}
+
 /// Reads a task request in any of the three accepted shapes (DESIGN §2): multipart with
 /// `image` field(s), a raw `image/*` body, or JSON with a base64 `image` (or `images`).
 /// Options come from the query string, then the body's other fields (which win).
@@ -120,14 +145,7 @@ pub async fn read_image_input(
     limits: BodyLimits,
 ) -> Result<ImageInput, ApiError> {
     let kind = body_kind(headers)?;
-    let mut options = Options::new();
-    if let Some(query) = query {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
-            .map_err(|e| ApiError::bad_option(format!("the query string is malformed: {e}")))?;
-        for (key, value) in pairs {
-            options.insert_text(&key, &value);
-        }
-    }
+    let mut options = query_options(query)?;
     let bytes = read_body(body, headers, limits.max_body_bytes).await?;
     let images = match kind {
         BodyKind::Raw => vec![ImagePart {
@@ -149,7 +167,7 @@ pub async fn read_image_input(
     Ok(ImageInput { images, options })
 }
 
-fn read_json(
+pub(crate) fn read_json(
     bytes: &[u8],
     options: &mut Options,
     limits: BodyLimits,
@@ -194,7 +212,7 @@ fn read_json(
     Ok(images)
 }
 
-fn too_many(limit: usize) -> ApiError {
+pub(crate) fn too_many(limit: usize) -> ApiError {
     ApiError::bad_option(format!("at most {limit} images per request"))
 }
 
@@ -266,16 +284,21 @@ async fn read_multipart(
         }
     }
     if images.is_empty() {
-        return Err(ApiError::invalid_image(format!(
-            "the multipart body has no `image` field{}",
-            if seen.is_empty() {
-                String::new()
-            } else {
-                format!(" (fields sent: {})", seen.join(", "))
-            }
-        )));
+        return Err(no_image_field(&seen));
     }
     Ok(images)
+}
+
+/// A multipart body without an `image` field, naming the fields it had (`seen`).
+pub(crate) fn no_image_field(seen: &[String]) -> ApiError {
+    ApiError::invalid_image(format!(
+        "the multipart body has no `image` field{}",
+        if seen.is_empty() {
+            String::new()
+        } else {
+            format!(" (fields sent: {})", seen.join(", "))
+        }
+    ))
 }
 
 #[cfg(test)]

@@ -1,19 +1,20 @@
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use crate::ApiError;
 use crate::redis_jobs::RedisJobs;
+use crate::video_jobs::{Progress, StoredVideo};
+use crate::{ApiError, ErrorCode};
 
 /// Where async jobs live: this process's memory, or Redis shared by every replica.
 #[derive(Debug, Clone)]
 pub(crate) enum JobBackend {
     /// In process memory (no `redis_url`): lost on restart, visible to this replica only.
-    Memory(std::sync::Arc<JobStore>),
+    Memory(Arc<JobStore>),
     /// In Redis: shared, and queued work survives a restart (see `redis_jobs`).
-    Redis(std::sync::Arc<RedisJobs>),
+    Redis(Arc<RedisJobs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +46,12 @@ struct Entry {
     finished: Option<Instant>,
     outcome: Option<Result<Value, ApiError>>,
     bytes: usize,
+    /// A video job's frames, counted while it runs.
+    progress: Option<Arc<Progress>>,
+    /// A video job's output once done; its folder goes when the last holder drops it.
+    video: Option<Arc<StoredVideo>>,
+    /// Ends a video job's run (and drops its files) when the job is cancelled.
+    abort: Option<tokio::task::AbortHandle>,
 }
 
 /// A snapshot of one job for the status and result routes.
@@ -54,6 +61,18 @@ pub struct JobView {
     entry: Entry,
     /// The result (or the error), once finished.
     pub outcome: Option<Result<Value, ApiError>>,
+}
+
+impl JobView {
+    /// Whether the job runs a video.
+    pub(crate) fn is_video(&self) -> bool {
+        self.entry.progress.is_some()
+    }
+
+    /// A finished video job's output video.
+    pub(crate) fn video(&self) -> Option<Arc<StoredVideo>> {
+        self.entry.video.clone()
+    }
 }
 
 impl JobView {
@@ -69,6 +88,10 @@ impl JobView {
             "queue_ms": e.started.map(|s| ms(s.duration_since(e.created))),
             "compute_ms": e.started.zip(e.finished).map(|(s, f)| ms(f.duration_since(s))),
         });
+        if let Some(progress) = &e.progress {
+            body["kind"] = json!("video");
+            body["progress"] = progress.json();
+        }
         if let Some(Err(error)) = &self.outcome {
             body["error"] = serde_json::to_value(error.body()).unwrap_or(Value::Null);
         }
@@ -122,9 +145,70 @@ impl JobStore {
                 finished: None,
                 outcome: None,
                 bytes: 0,
+                progress: None,
+                video: None,
+                abort: None,
             },
         );
         id
+    }
+
+    /// Registers a queued video job of `frames` frames (when known) and returns its id and
+    /// the progress its run counts in; `None` when `max_unfinished` video jobs are already
+    /// queued or running (each holds a video on disk, and runs for a long time).
+    pub(crate) fn create_video(
+        &self,
+        task: &str,
+        frames: Option<u64>,
+        max_unfinished: usize,
+    ) -> Option<(String, Arc<Progress>)> {
+        let unfinished = self
+            .lock()
+            .values()
+            .filter(|e| e.progress.is_some() && e.finished.is_none())
+            .count();
+        if unfinished >= max_unfinished {
+            return None;
+        }
+        let id = self.create(task);
+        let progress = Arc::new(Progress::new(frames));
+        if let Some(entry) = self.lock().get_mut(&id) {
+            entry.progress = Some(Arc::clone(&progress));
+        }
+        Some((id, progress))
+    }
+
+    /// Stores a video job's outcome: the summary and the video, counted in the store's byte
+    /// budget. A video larger than the whole budget is refused (`video_too_large`).
+    pub(crate) fn finish_video(&self, id: &str, outcome: Result<(StoredVideo, Value), ApiError>) {
+        let (summary, video) = match outcome {
+            Ok((video, _)) if video.bytes > self.max_bytes as u64 => (
+                Err(ApiError::new(
+                    ErrorCode::VideoTooLarge,
+                    format!(
+                        "the output video is {} bytes, more than the {} bytes the job store \
+                         keeps; send a shorter or smaller video",
+                        video.bytes, self.max_bytes
+                    ),
+                )),
+                None,
+            ),
+            Ok((video, summary)) => (Ok(summary), Some(Arc::new(video))),
+            Err(error) => (Err(error), None),
+        };
+        let video_bytes = video
+            .as_ref()
+            .map_or(0, |v| usize::try_from(v.bytes).unwrap_or(usize::MAX));
+        if let Some(entry) = self.lock().get_mut(id) {
+            entry.video = video;
+        }
+        self.finish_sized(id, summary, video_bytes);
+    }
+
+    /// Drops expired results (and their videos) now, not only at the next access.
+    pub(crate) fn sweep(&self) {
+        let mut entries = self.lock();
+        self.expire(&mut entries, Instant::now());
     }
 
     /// Marks a job as picked up by a worker.
@@ -137,8 +221,16 @@ impl JobStore {
 
     /// Stores a job's outcome.
     pub fn finish(&self, id: &str, outcome: Result<Value, ApiError>) {
+        self.finish_sized(id, outcome, 0);
+    }
+
+    /// Stores a job's outcome, counting `extra` bytes held besides its JSON (a video).
+    fn finish_sized(&self, id: &str, outcome: Result<Value, ApiError>, extra: usize) {
         let now = Instant::now();
-        let bytes = outcome.as_ref().map_or(256, |v| v.to_string().len());
+        let bytes = outcome
+            .as_ref()
+            .map_or(256, |v| v.to_string().len())
+            .saturating_add(extra);
         let mut entries = self.lock();
         if let Some(entry) = entries.get_mut(id) {
             entry.status = if outcome.is_ok() {
@@ -157,6 +249,31 @@ impl JobStore {
     /// Forgets a job that could not be queued.
     pub fn remove(&self, id: &str) {
         self.lock().remove(id);
+    }
+
+    /// Remembers how to stop a video job's run.
+    pub(crate) fn set_abort(&self, id: &str, abort: tokio::task::AbortHandle) {
+        match self.lock().get_mut(id) {
+            Some(entry) => entry.abort = Some(abort),
+            // Cancelled before the handle arrived.
+            None => abort.abort(),
+        }
+    }
+
+    /// Cancels and forgets a job: a video job's run stops (its step on a worker ends, its
+    /// FFmpeg processes are killed, its files removed); a photo job's result is never kept.
+    /// `false` if unknown or expired.
+    pub(crate) fn cancel(&self, id: &str) -> bool {
+        let Some(entry) = self.lock().remove(id) else {
+            return false;
+        };
+        if let Some(progress) = &entry.progress {
+            progress.cancel();
+        }
+        if let Some(abort) = entry.abort {
+            abort.abort();
+        }
+        true
     }
 
     /// The job, unless unknown or expired.

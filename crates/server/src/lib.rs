@@ -30,6 +30,8 @@ mod state;
 mod stream_routes;
 mod task_routes;
 mod upload;
+mod video_jobs;
+mod video_upload;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -70,6 +70,11 @@ use percept_tasks::{COMMON_OPTIONS, OptionKind, Task};
         JobAccepted,
         JobStatus,
         JobState,
+        JobKind,
+        JobProgress,
+        FrameCount,
+        FrameCounts,
+        VideoJobResult,
         ApiParseRequest,
         ApiParseResponse,
         ApiParseData,
@@ -129,11 +134,12 @@ fn error_responses() -> Value {
     unauthorized["headers"] = json!({"www-authenticate": {"description": "`Bearer realm=\"percept\"`",
                                                           "schema": {"type": "string"}}});
     json!({
-        "InvalidImage": error("`invalid_image`: empty, truncated, corrupt or unknown image, no image field, bad base64."),
+        "InvalidImage": error("`invalid_image`: empty, truncated, corrupt or unknown image, no image field, bad base64; `invalid_video`: a video FFmpeg cannot read (jobs)."),
         "Unauthorized": unauthorized,
         "NotFound": error("`not_found`: no such route, task, job or result."),
         "MethodNotAllowed": error("`method_not_allowed`: the route does not take that method."),
-        "PayloadTooLarge": error("`payload_too_large` (bytes over `max_body_bytes`) or `image_too_large` (pixels over `max_pixels` or a side over `max_side`)."),
+        "PayloadTooLarge": error("`payload_too_large` (bytes over `max_body_bytes`, a video job's over `max_video_bytes`), `image_too_large` (pixels over `max_pixels` or a side over `max_side`, a video's frames included) or `video_too_large` (a video longer than `max_video_seconds`, or its output larger than the job store keeps)."),
+        "VideoUnsupported": error("`video_unsupported`: video needs FFmpeg (Debian's `ffmpeg` package), which the server lacks; photos work without it."),
         "UnsupportedMediaType": error("`unsupported_media_type`: send multipart/form-data, a raw image/* body, or JSON."),
         "BadOption": error("`bad_option`: unknown option, wrong type or value out of range."),
         "QueueFull": queue_full,
@@ -284,16 +290,28 @@ fn batch_path(task: &dyn Task) -> Value {
 fn job_path(task: &dyn Task) -> Value {
     let mut responses = image_errors();
     responses["202"] = json!({
-        "description": "Accepted: poll `status_url`, fetch `result_url`.",
+        "description": "Accepted: poll `status_url`, fetch `result_url` (and a video job's `video_url`).",
         "headers": {"x-cache": timing_headers()["x-cache"]},
         "content": {"application/json": {"schema": schema_ref("JobAccepted")}},
     });
+    responses["501"] = response_ref("VideoUnsupported");
+    let mut body = image_body(true);
+    body["description"] = json!(
+        "One photo, or one video file (MP4/MOV, Matroska/WebM, AVI, MPEG-TS/PS, FLV, Ogg; told \
+         by its first bytes): a multipart `image` file part, the raw bytes (`image/*`, \
+         `application/octet-stream`; a video may also say `video/*`), or JSON with base64 `image` (a video in JSON \
+         is bounded by `max_body_bytes`). A video is bounded by `max_video_bytes` and \
+         `max_video_seconds`, its frames by the pixel limits; it runs frame by frame through \
+         the task's video job (anonymize tracks faces, holistic follows people) into an MP4 \
+         with the input's size, rate, frame count and sound. Options may also be sent as form \
+         fields or JSON members (they win over the query)."
+    );
     json!({"post": {
         "tags": ["jobs"],
-        "summary": format!("Submit one image to {} as an async job", task.name()),
+        "summary": format!("Submit one image or video to {} as an async job", task.name()),
         "operationId": operation_id("submit_job_", task.name()),
         "parameters": option_parameters(task),
-        "requestBody": image_body(true),
+        "requestBody": body,
         "responses": responses,
     }})
 }
@@ -312,16 +330,29 @@ fn fixed_paths() -> Value {
         responses
     };
     let mut job_result = image_errors();
-    job_result["200"] =
-        json!({"description": "The task's result.", "content": json_of("TaskResult")});
+    job_result["200"] = json!({
+        "description": "The task's result; for a video job, its summary (the video is at `video_url`).",
+        "content": {"application/json": {"schema": {"anyOf": [schema_ref("TaskResult"), schema_ref("VideoJobResult")]}}},
+    });
     job_result["202"] =
         json!({"description": "Not finished yet: the status.", "content": json_of("JobStatus")});
     job_result["404"] = response_ref("NotFound");
+    let mut job_video = job_result.clone();
+    job_video["200"] = json!({
+        "description": "The output video (MP4), streamed.",
+        "content": {"video/mp4": {"schema": {"type": "string", "format": "binary"}}},
+    });
+    job_video["404"] = response_ref("NotFound");
     json!({
         "/v1/jobs/{id}": {"get": {
-            "tags": ["jobs"], "summary": "A job's status", "operationId": "job_status",
+            "tags": ["jobs"], "summary": "A job's status (a video job's with its `progress` in frames)", "operationId": "job_status",
             "parameters": [id],
             "responses": {"200": {"description": "The status.", "content": json_of("JobStatus")},
+                          "404": response_ref("NotFound"), "503": response_ref("Unavailable")}},
+            "delete": {
+            "tags": ["jobs"], "summary": "Cancel a job and forget it: a running video job stops within a moment and its files are removed (a photo job already running finishes, and its result is dropped)", "operationId": "cancel_job",
+            "parameters": [id],
+            "responses": {"204": {"description": "Cancelled."},
                           "404": response_ref("NotFound"), "503": response_ref("Unavailable")}}},
         "/v1/jobs/{id}/result": {"get": {
             "tags": ["jobs"],
@@ -329,6 +360,12 @@ fn fixed_paths() -> Value {
             "operationId": "job_result",
             "parameters": [id],
             "responses": job_result}},
+        "/v1/jobs/{id}/video": {"get": {
+            "tags": ["jobs"],
+            "summary": "A video job's output video once done (202 with its status before; the job's error if it failed; 404 for a photo job and after the TTL)",
+            "operationId": "job_video",
+            "parameters": [id],
+            "responses": job_video}},
         "/v1/stream/{task}": {"get": {
             "tags": ["stream"],
             "summary": "Live video over a WebSocket: send frames (JPEG or PNG) as binary messages; each frame run is answered by a text message, the task's JSON plus `frame` (its number in the order sent), `dropped` (frames skipped so far: a newer frame replaces one waiting, so a fast sender is never queued behind), `compute_ms` and `image` (true when a binary message with the processed frame as JPEG follows). Video jobs: holistic follows people from frame to frame with smoothing, anonymize tracks faces (its `track_frames` look-ahead delays answers by that many frames; 0 for live). A bad frame is answered with an error body carrying `frame`; the stream goes on. Options as query parameters, checked before the upgrade.",

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::job_routes::job_route;
+use crate::job_routes::{cancel_job, job_route};
 use crate::service_routes::{admin_reload, healthz, metrics, models, readyz, tasks};
 use crate::state::AppState;
 use crate::task_routes::{
@@ -37,7 +37,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/admin/reload", post(admin_reload))
         .route("/v1/{*task}", post(task_route))
         .route("/v1/batch/{*task}", post(batch_route))
-        .route("/v1/jobs/{*path}", post(submit_job_route).get(job_route))
+        .route(
+            "/v1/jobs/{*path}",
+            post(submit_job_route).get(job_route).delete(cancel_job),
+        )
         .route(
             "/v1/stream/{*task}",
             get(crate::stream_routes::stream_route),
@@ -60,8 +63,10 @@ pub fn app(state: Arc<AppState>) -> Router {
                 "this route does not take that method",
             )
         })
-        // The extractor enforces the configured limit itself (so it can answer in JSON);
-        // disable axum's fixed 2 MB default.
+        // The extractors enforce the configured limits themselves (so they can answer in
+        // JSON): `max_body_bytes`, and `max_video_bytes` for a video sent to the job route,
+        // which reads the body as a stream this layer does not limit. Disable axum's fixed
+        // 2 MB default.
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(

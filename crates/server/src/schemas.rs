@@ -425,6 +425,91 @@ pub struct JobAccepted {
     pub status_url: String,
     /// `GET` it for the result once done.
     pub result_url: String,
+    /// `video` for a video job (absent for a photo).
+    #[schema(required = false)]
+    pub kind: JobKind,
+    /// A video job's output video, once done (`video/mp4`).
+    #[schema(required = false)]
+    pub video_url: String,
+}
+
+/// What a job runs on.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum JobKind {
+    /// A video file, frame by frame.
+    Video,
+}
+
+/// A video job's progress in frames.
+#[derive(ToSchema)]
+pub struct JobProgress {
+    /// Frames processed and written so far.
+    pub frames_done: u64,
+    /// Frames in the video, as its container says (null when it does not).
+    pub frames_total: Option<u64>,
+}
+
+/// Totals of one per-frame finding over a video (e.g. `faces`, `hidden`, `people`).
+#[derive(ToSchema)]
+pub struct FrameCount {
+    /// Found over all frames.
+    pub total: u64,
+    /// The most in one frame.
+    pub max_per_frame: u64,
+    /// Frames with at least one.
+    pub frames_with: u64,
+}
+
+/// What a video job found, frame by frame, for each field its task's JSON has.
+#[derive(ToSchema)]
+pub struct FrameCounts {
+    /// anonymize: faces detected.
+    #[schema(required = false)]
+    pub faces: FrameCount,
+    /// anonymize: faces hidden (detected, or tracked from neighbouring frames).
+    #[schema(required = false)]
+    pub hidden: FrameCount,
+    /// holistic: people found.
+    #[schema(required = false)]
+    pub people: FrameCount,
+    /// parse: people parsed.
+    #[schema(required = false)]
+    pub persons: FrameCount,
+}
+
+/// A video job's result (`GET /v1/jobs/{id}/result`): a summary; the video itself is at
+/// `video_url`.
+#[derive(ToSchema)]
+pub struct VideoJobResult {
+    /// The task that ran.
+    pub task: String,
+    /// `video`.
+    pub kind: JobKind,
+    /// Frames processed (and in the output video).
+    pub frames: u64,
+    /// Frame width.
+    pub width: u32,
+    /// Frame height.
+    pub height: u32,
+    /// Frames per second (the input's).
+    pub frame_rate: f64,
+    /// The output's length in seconds.
+    pub duration: f64,
+    /// The input's audio codec, copied (or re-encoded to AAC) into the output; null without.
+    pub audio: Option<String>,
+    /// Time the job took, seconds.
+    pub seconds: f64,
+    /// Frames processed per second of that time.
+    pub frames_per_second: f64,
+    /// Per-frame findings summed over the video: those of the fields the task gives.
+    pub counts: FrameCounts,
+    /// `video/mp4`.
+    pub content_type: String,
+    /// Size of the output video in bytes.
+    pub video_bytes: u64,
+    /// `GET` it for the output video.
+    pub video_url: String,
 }
 
 /// `GET /v1/jobs/{id}` (and the 202 of its result before it finishes).
@@ -445,6 +530,12 @@ pub struct JobStatus {
     /// The replica that ran it (with the Redis job store only).
     #[schema(required = false)]
     pub replica: Option<String>,
+    /// `video` for a video job (absent for a photo).
+    #[schema(required = false)]
+    pub kind: JobKind,
+    /// A video job's frames done and in all (absent for a photo).
+    #[schema(required = false)]
+    pub progress: JobProgress,
     /// Why it failed (status `failed`).
     #[schema(required = false)]
     pub error: ErrorBody,
@@ -609,6 +700,10 @@ pub struct Limits {
     pub max_pixels: u64,
     /// Longest image side.
     pub max_side: u32,
+    /// Largest video an async job takes (`POST /v1/jobs/{task}`), in bytes.
+    pub max_video_bytes: u64,
+    /// Longest video an async job takes, in seconds.
+    pub max_video_seconds: u64,
 }
 
 /// `GET /v1/tasks`.

@@ -86,6 +86,8 @@ pub(crate) async fn tasks(State(state): State<Arc<AppState>>) -> Json<Value> {
         "max_body_bytes": config.max_body_bytes,
         "max_pixels": config.max_pixels,
         "max_side": config.max_side,
+        "max_video_bytes": config.max_video_bytes,
+        "max_video_seconds": config.max_video_seconds,
     });
     Json(json!({"tasks": tasks, "common_options": percept_tasks::COMMON_OPTIONS, "limits": limits}))
 }

@@ -130,6 +130,8 @@ impl AppState {
                 ttl,
                 config.workers,
                 config.redis_queue_jobs(),
+                config.redis_video_jobs(),
+                config.max_video_bytes,
             ) {
                 Ok(redis) => JobBackend::Redis(Arc::new(redis)),
                 Err(error) => {
@@ -158,8 +160,20 @@ impl AppState {
     /// Starts background work that needs the async runtime: with Redis, the job dispatcher
     /// and heartbeat. Called by [`crate::serve`].
     pub fn start_background(self: &Arc<Self>) {
-        if let JobBackend::Redis(redis) = &self.jobs {
-            RedisJobs::start(&self.runner, redis);
+        match &self.jobs {
+            JobBackend::Redis(redis) => RedisJobs::start(&self.runner, redis),
+            JobBackend::Memory(jobs) => {
+                // Expired results go at the next access; a finished video's file should not
+                // wait for one.
+                let jobs = Arc::clone(jobs);
+                let runner = Arc::clone(&self.runner);
+                tokio::spawn(async move {
+                    while !runner.is_shutting_down() {
+                        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                        jobs.sweep();
+                    }
+                });
+            }
         }
     }
 

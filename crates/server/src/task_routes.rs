@@ -85,7 +85,7 @@ async fn dispatch(state: Arc<AppState>, kind: Kind, name: &str, request: Request
         ),
         Kind::Job => (
             format!("jobs/{}", task.name()),
-            crate::job_routes::submit_job(&state, task.as_ref(), request, arrived).await,
+            crate::job_routes::submit_job(&state, Arc::clone(&task), request, arrived).await,
         ),
     };
     observed(&state, &label, outcome, arrived)
@@ -101,6 +101,14 @@ async fn run_single(
     let (work, render) = accept(state, task, request, deadline)
         .await?
         .single(&format!("send several to /v1/batch/{}", task.name()))?;
+    if percept_video::looks_like_video(&work.bytes) {
+        // The code photos have always had here, with the way to the route that takes videos.
+        return Err(ApiError::invalid_image(format!(
+            "this is a video; this route takes photos: send it to POST /v1/jobs/{} (an async \
+             job that returns the processed video)",
+            task.name()
+        )));
+    }
     let (executed, ran, cache) = state
         .runner
         .run_one(task.name(), work, render, deadline)

@@ -385,7 +385,83 @@ async fn real_answers_fit_their_schemas() {
         &body,
         "422",
     );
+    video_job_answers_fit_their_schemas(&client, &server, &doc).await;
     server.shutdown().await;
+}
+
+/// A video job's 202, its status while running and done, and its result summary.
+async fn video_job_answers_fit_their_schemas(
+    client: &reqwest::Client,
+    server: &TestServer,
+    doc: &Value,
+) {
+    if !percept_video::installed() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true needs ffmpeg"
+        );
+        eprintln!("skipped the video job: ffmpeg is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.mp4");
+    let made = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=64x48:rate=25:duration=1",
+        ])
+        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p"])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (status, accepted) = send(
+        client
+            .post(server.url("/v1/jobs/holistic"))
+            .bearer_auth(KEY)
+            .header("content-type", "video/mp4")
+            .body(std::fs::read(&clip).unwrap()),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    conforms(
+        doc,
+        response_schema(doc, "/v1/jobs/holistic", "post", "202"),
+        &accepted,
+        "video job",
+    );
+    let status_url = server.url(accepted["status_url"].as_str().unwrap());
+    loop {
+        let (_, status) = send(client.get(&status_url).bearer_auth(KEY)).await;
+        conforms(
+            doc,
+            response_schema(doc, "/v1/jobs/{id}", "get", "200"),
+            &status,
+            "video job status",
+        );
+        if status["status"] == "done" {
+            break;
+        }
+        assert_ne!(status["status"], "failed", "{status}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let result_url = server.url(accepted["result_url"].as_str().unwrap());
+    let (status, summary) = send(client.get(&result_url).bearer_auth(KEY)).await;
+    assert_eq!(status, 200, "{summary}");
+    conforms(
+        doc,
+        response_schema(doc, "/v1/jobs/{id}/result", "get", "200"),
+        &summary,
+        "video job result",
+    );
+    let video = &doc["paths"]["/v1/jobs/{id}/video"]["get"]["responses"]["200"]["content"];
+    assert!(video["video/mp4"].is_object(), "{video}");
 }
 
 fn root() -> PathBuf {

@@ -15,6 +15,8 @@ mod probe;
 mod process;
 mod reader;
 mod sniff;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 mod writer;
 
 pub use error::VideoError;
