@@ -413,7 +413,7 @@ test('number inputs carry min, max and step from the option ranges, and out-of-r
 test('the upload limit shown and enforced is the one the server reports', async () => {
   const { page, problems } = await openPage();
   const tasks = await (await fetch(`${base}/v1/tasks`)).json();
-  assert.deepEqual(tasks.limits, { max_body_bytes: 25 * 1024 * 1024, max_pixels: 40000000, max_side: 12000 });
+  assert.deepEqual(tasks.limits, { max_body_bytes: 25 * 1024 * 1024, max_pixels: 40000000, max_side: 12000, max_video_bytes: 200 * 1024 * 1024, max_video_seconds: 600 });
   assert.match(await page.locator('#limits').textContent(), /up to 25 MiB, 40 megapixels and 12000 pixels a side each/);
   assert.deepEqual(problems, []);
   await page.context().close();
