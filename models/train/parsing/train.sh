@@ -40,6 +40,13 @@ for stage in 4 5; do
   "$venv/bin/python" train.py --ccp "$ccp" --resume "$repo/target/parsing-train/stage$stage.pt" \
     --anneal 8 --lr-start 0.5 --rotate 30 --neighbours 0.5 --context
 done
+# Then twice the same 8 epochs with the Lovász-softmax term added to the cross-entropy
+# (train.py --lovasz: every class's IoU weighs the same, as in mIoU).
+for stage in 6 7; do
+  cp "$repo/target/parsing-train/last.pt" "$repo/target/parsing-train/stage$stage.pt"
+  "$venv/bin/python" train.py --ccp "$ccp" --resume "$repo/target/parsing-train/stage$stage.pt" \
+    --anneal 8 --lr-start 0.5 --rotate 30 --neighbours 0.5 --context --lovasz 1.0
+done
 "$venv/bin/python" export.py --ccp "$ccp"
 sha256sum "$repo/models/lip_parser.onnx"
 "$venv/bin/python" evaluate.py --ccp "$ccp"

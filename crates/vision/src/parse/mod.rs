@@ -9,6 +9,7 @@
 
 mod body;
 mod colour;
+mod detached_hair;
 mod geometry;
 mod labels;
 mod learned;
@@ -24,6 +25,7 @@ use rayon::prelude::*;
 
 pub use crate::people::PixelBox;
 use crate::{Holistic, HolisticOptions, PersonLandmarks, PoseModel, Result, VisionError};
+use detached_hair::{Head, relabel_detached_hair};
 pub use labels::{LABELS, PaletteEntry, colour as label_colour, palette};
 use learned::LearnedParser;
 pub use learned::TASK as LEARNED_TASK;
@@ -238,7 +240,21 @@ impl Parser {
                     .map(|c| Skeleton::new(&c.pose.landmarks))
                     .collect();
                 tracing::debug!(find = ?t1, networks = ?t0.elapsed(), "parse stages");
-                paint_people(work.dimensions(), net, &crops, &skeletons)
+                let (mut labels, mut evidence, mut owner) =
+                    paint_people(work.dimensions(), net, &crops, &skeletons);
+                let heads: Vec<Head> = candidates
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, c)| Head::of(k, &c.pose.landmarks))
+                    .collect();
+                relabel_detached_hair(
+                    work.dimensions(),
+                    &mut labels,
+                    &mut evidence,
+                    &mut owner,
+                    &heads,
+                );
+                (labels, evidence, owner)
             }
             None => {
                 let people: Vec<PersonLandmarks> = candidates
