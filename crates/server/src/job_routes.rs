@@ -19,7 +19,7 @@ use crate::cache::CacheStatus;
 use crate::jobs::JobBackend;
 use crate::redis_jobs::RedisJobs;
 use crate::reply::cache_header;
-use crate::request::prepare;
+use crate::request::{prepare, refuse_while_draining};
 use crate::runner::{Runner, Started};
 use crate::state::AppState;
 use crate::video_jobs::{self, StoredVideo, video_url};
@@ -54,12 +54,7 @@ pub(crate) async fn submit_job(
     arrived: Instant,
 ) -> Result<Response, ApiError> {
     let deadline = arrived + state.config.deadline();
-    if state.is_shutting_down() {
-        return Err(ApiError::new(
-            ErrorCode::ShuttingDown,
-            "the server is shutting down",
-        ));
-    }
+    refuse_while_draining(state)?;
     let (parts, body) = request.into_parts();
     let input = tokio::time::timeout_at(
         deadline.into(),

@@ -13,6 +13,17 @@ use crate::state::AppState;
 use crate::{ApiError, ErrorCode, Options};
 use percept_tasks::{Render, Task};
 
+/// `shutting_down` while the server drains: no new request is read.
+pub(crate) fn refuse_while_draining(state: &AppState) -> Result<(), ApiError> {
+    if state.is_shutting_down() {
+        return Err(ApiError::new(
+            ErrorCode::ShuttingDown,
+            "the server is shutting down",
+        ));
+    }
+    Ok(())
+}
+
 /// Reads a task request's images and options within `deadline`, unless the server is
 /// draining.
 pub(crate) async fn read_request(
@@ -20,12 +31,7 @@ pub(crate) async fn read_request(
     request: Request,
     deadline: Instant,
 ) -> Result<(axum::http::request::Parts, ImageInput), ApiError> {
-    if state.is_shutting_down() {
-        return Err(ApiError::new(
-            ErrorCode::ShuttingDown,
-            "the server is shutting down",
-        ));
-    }
+    refuse_while_draining(state)?;
     let (parts, body) = request.into_parts();
     let input = tokio::time::timeout_at(
         deadline.into(),

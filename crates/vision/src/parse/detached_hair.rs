@@ -60,16 +60,7 @@ pub(super) fn relabel_detached_hair(
         while k < piece.len() {
             let i = piece[k];
             k += 1;
-            let (x, y) = (i % w, i / w);
-            for (dx, dy) in NEIGHBOURS_8 {
-                let (Some(nx), Some(ny)) = (x.checked_add_signed(dx), y.checked_add_signed(dy))
-                else {
-                    continue;
-                };
-                if nx >= w || ny >= h {
-                    continue;
-                }
-                let j = ny * w + nx;
+            for j in neighbours(i, (w, h)) {
                 if !seen[j] && labels[j] == id::HAIR && owner[j] == who {
                     seen[j] = true;
                     piece.push(j);
@@ -108,6 +99,15 @@ pub(super) fn relabel_detached_hair(
     }
 }
 
+/// The indices of pixel `i`'s eight neighbours inside a `w × h` map.
+fn neighbours(i: usize, (w, h): (usize, usize)) -> impl Iterator<Item = usize> {
+    let (x, y) = (i % w, i / w);
+    NEIGHBOURS_8.into_iter().filter_map(move |(dx, dy)| {
+        let (nx, ny) = (x.checked_add_signed(dx)?, y.checked_add_signed(dy)?);
+        (nx < w && ny < h).then_some(ny * w + nx)
+    })
+}
+
 const NEIGHBOURS_8: [(isize, isize); 8] = [
     (-1, -1),
     (0, -1),
@@ -130,15 +130,7 @@ fn surrounding_label(
 ) -> u8 {
     let mut votes = [0u32; 256];
     for &i in piece {
-        let (x, y) = (i % w, i / w);
-        for (dx, dy) in NEIGHBOURS_8 {
-            let (Some(nx), Some(ny)) = (x.checked_add_signed(dx), y.checked_add_signed(dy)) else {
-                continue;
-            };
-            if nx >= w || ny >= h {
-                continue;
-            }
-            let j = ny * w + nx;
+        for j in neighbours(i, (w, h)) {
             let l = labels[j];
             if owner[j] == who && l != id::HAIR && l != id::BACKGROUND {
                 votes[usize::from(l)] += 1;
