@@ -237,6 +237,20 @@ fn bad_videos_and_a_missing_ffmpeg_fail_with_their_codes() {
         assert_eq!(output.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains("bad_option"), "{stderr}");
     }
+    // A task that draws nothing has no video to write: refused before the first frame.
+    for (task, options) in [("inspect", vec![]), ("holistic", vec!["-O", "draw=false"])] {
+        let output = percept()
+            .args(["run", task])
+            .args(options)
+            .arg(&clip)
+            .arg("-o")
+            .arg(dir.path().join("drawless.mp4"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{task}: {stderr}");
+        assert!(stderr.contains("draws nothing"), "{task}: {stderr}");
+    }
     let names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -244,6 +258,11 @@ fn bad_videos_and_a_missing_ffmpeg_fail_with_their_codes() {
     assert_eq!(names.len(), 2, "{names:?}");
 }
 
+/// At 1280 px and wider the whole-frame face pass sees the frame letterboxed, its faces
+/// shrunk (here to 0.75×); on such frames the people stage once missed a leaning face and a
+/// followed pose drifted between two people (BENCHMARKS.md, "Every person on a group clip").
+/// Every face in view must hold one person's nose in every frame: nobody lost, nobody counted
+/// twice, no pose between two people.
 #[test]
 fn holistic_follows_a_group_through_a_pan() {
     if !ffmpeg_or_skip() {
@@ -251,26 +270,52 @@ fn holistic_follows_a_group_through_a_pan() {
     }
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("group.mp4");
-    make_clip("group4_hands.jpg", &clip, (800, 600), 20);
+    let truth = make_clip("group4_hands.jpg", &clip, (1280, 960), 25);
     let out = dir.path().join("group-points.mp4");
     let (lines, _) = run_json("holistic", &clip, &out);
-    assert_eq!(lines.len(), 20);
-    let counts: Vec<u64> = lines
-        .iter()
-        .map(|l| l["person_count"].as_u64().unwrap())
-        .collect();
+    assert_eq!(lines.len(), 25);
+    let mut faces_seen = 0;
+    let mut counts = Vec::new();
+    for (frame, (line, faces)) in lines.iter().zip(&truth).enumerate() {
+        let noses: Vec<(f32, f32)> = line["people"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let nose = &p["pose"][0];
+                (
+                    nose["x"].as_f64().unwrap() as f32,
+                    nose["y"].as_f64().unwrap() as f32,
+                )
+            })
+            .collect();
+        // A nose on the face box grown by 15 % each way (a turned head's nose nears its edge).
+        let on = |(x, y): (f32, f32), f: &FaceBox| {
+            x >= f.x - 0.15 * f.w
+                && x <= f.x + 1.15 * f.w
+                && y >= f.y - 0.15 * f.h
+                && y <= f.y + 1.15 * f.h
+        };
+        for face in faces {
+            let held = noses.iter().filter(|n| on(**n, face)).count();
+            assert_eq!(
+                held, 1,
+                "frame {frame}: {held} noses on {face:?}; noses {noses:?}"
+            );
+            faces_seen += 1;
+        }
+        counts.push(line["person_count"].as_u64().unwrap());
+    }
     // Four people on the photo; the pan keeps them in view.
-    assert_eq!(counts[0], 4, "{counts:?}");
-    assert!(counts.iter().all(|c| (3..=4).contains(c)), "{counts:?}");
-    let all = counts.iter().filter(|c| **c == 4).count();
-    assert!(all >= 16, "everyone in {all} of 20 frames: {counts:?}");
+    assert!(counts.iter().all(|c| *c == 4), "{counts:?}");
+    assert!(faces_seen >= 50, "only {faces_seen} faces wholly in view");
     // Mostly followed, not detected again.
     let tracked = lines[1..]
         .iter()
         .flat_map(|l| l["people"].as_array().unwrap())
         .filter(|p| p["seed"] == "tracked")
         .count();
-    assert!(tracked >= 50, "{tracked} of ~76 people followed");
+    assert!(tracked >= 70, "{tracked} of 96 people followed");
 }
 
 #[test]

@@ -43,13 +43,7 @@ impl FastFaceDetector {
     pub fn detect(&self, image: &RgbImage, options: &DetectOptions) -> Result<Vec<Face>> {
         options.validate()?;
         let (w, h) = image.dimensions();
-        // The detector's weighted NMS (MediaPipe's) has merged each face's anchors within a
-        // pass; the caller's IoU bar then applies across passes as it does for CenterFace.
-        let mut dets = self.detections(image, options.min_score)?;
-        for roi in square_passes(w, h) {
-            dets.extend(self.detector.detect_in(image, &roi, options.min_score)?);
-        }
-        suppress_contained(nms(dets, options.nms_iou))
+        self.detections(image, options.min_score, options.nms_iou)?
             .into_iter()
             .map(|d| to_five_points(d).map(|d| to_face(forehead_to_chin(d), w, h)))
             .collect()
@@ -57,15 +51,31 @@ impl FastFaceDetector {
 }
 
 impl FastFaceDetector {
-    /// The model's own detections on the whole photo (after its weighted NMS), in image
-    /// pixels: square boxes and six keypoints, as MediaPipe reports them.
-    pub(crate) fn detections(&self, image: &RgbImage, min_score: f32) -> Result<Vec<Detection>> {
+    /// The model's own detections (square boxes and six keypoints, as MediaPipe reports them,
+    /// in image pixels, best first) on the whole photo and, for a wide photo, on the squares
+    /// along its long side. The people stage seeds its searches with these too: on a 1280×720
+    /// video frame of `group4_hands` the whole-photo pass alone missed a face the squares found
+    /// at 0.71, and holistic then lost that person for ten frames (BENCHMARKS.md, "Every
+    /// person on a group clip").
+    pub(crate) fn detections(
+        &self,
+        image: &RgbImage,
+        min_score: f32,
+        nms_iou: f32,
+    ) -> Result<Vec<Detection>> {
         let (w, h) = image.dimensions();
         if w == 0 || h == 0 {
             return Ok(Vec::new());
         }
-        self.detector
-            .detect_in(image, &whole_image(w, h), min_score)
+        // The detector's weighted NMS (MediaPipe's) has merged each face's anchors within a
+        // pass; `nms_iou` then applies across passes as it does for CenterFace.
+        let mut dets = self
+            .detector
+            .detect_in(image, &whole_image(w, h), min_score)?;
+        for roi in square_passes(w, h) {
+            dets.extend(self.detector.detect_in(image, &roi, min_score)?);
+        }
+        Ok(suppress_contained(nms(dets, nms_iou)))
     }
 }
 

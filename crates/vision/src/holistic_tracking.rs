@@ -184,25 +184,41 @@ impl HolisticTracker {
         let lost = followed.iter().any(Option::is_none);
         let mut people: Vec<(Person, Option<usize>)> = followed.into_iter().flatten().collect();
         if lost || due || self.followed.is_empty() {
-            let found = holistic.find(image, options)?;
+            let seen = if options.max_people > 1 {
+                // The followed people join the search's checks: a track that drifted between
+                // two people (its nose on nobody's face) gives way to the people found.
+                let (known, tracks): (Vec<Person>, Vec<Option<usize>>) =
+                    std::mem::take(&mut people).into_iter().unzip();
+                people = holistic
+                    .people()
+                    .find_beside(image, score, options.max_people, model, known)?
+                    .into_iter()
+                    .map(|(p, k)| (p, k.and_then(|k| tracks.get(k).copied().flatten())))
+                    .collect();
+                people.len()
+            } else {
+                let found = holistic.find(image, options)?;
+                let seen = found.len();
+                for person in found {
+                    // A person followed already keeps their track (and filters).
+                    if !people.iter().any(|(p, _)| same_person(p, &person)) {
+                        people.push((person, None));
+                    }
+                }
+                seen
+            };
             // A search can miss someone another found: the count to look for is the most a
-            // search found, lowered only when two routine searches in a row find fewer
-            // (someone left).
+            // search saw, lowered only when two routine searches in a row see fewer (someone
+            // left).
             if routine {
-                let previous = self.last_routine.replace(found.len());
+                let previous = self.last_routine.replace(seen);
                 if let Some(previous) = previous.filter(|p| *p < self.expected)
-                    && found.len() < self.expected
+                    && seen < self.expected
                 {
-                    self.expected = previous.max(found.len());
+                    self.expected = previous.max(seen);
                 }
             }
-            self.expected = self.expected.max(found.len());
-            for person in found {
-                // A person followed already keeps their track (and filters).
-                if !people.iter().any(|(p, _)| same_person(p, &person)) {
-                    people.push((person, None));
-                }
-            }
+            self.expected = self.expected.max(seen);
         }
         // Two tracks drifted onto one person: the surer pose stays.
         people.sort_by(|a, b| b.0.pose.score.total_cmp(&a.0.pose.score));

@@ -10,7 +10,10 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::pose::point as pt;
-use crate::{FastFaceDetector, Landmark, PersonDetection, Pose, PoseEstimator, PoseModel, Result};
+use crate::{
+    DetectOptions, FastFaceDetector, Landmark, PersonDetection, Pose, PoseEstimator, PoseModel,
+    Result,
+};
 
 /// A box in image pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
@@ -198,13 +201,38 @@ impl People {
         max_people: usize,
         model: PoseModel,
     ) -> Result<Vec<Person>> {
-        let mut found: Vec<Person> = Vec::new();
+        Ok(self
+            .find_beside(image, min_score, max_people, model, Vec::new())?
+            .into_iter()
+            .map(|(person, _)| person)
+            .collect())
+    }
+
+    /// [`People::find`] beside `known` people (a video's people followed from the last frame):
+    /// their faces need no search, and they go through the same checks as the people found
+    /// here, so a followed pose that drifted between two people (its nose on nobody's face)
+    /// gives way to the people the detectors found, as a ghost does on a photo. Each person
+    /// comes with the index in `known` it came from; when a found person and a known one are
+    /// the same, the surer pose stays and keeps the known one's index.
+    pub fn find_beside(
+        &self,
+        image: &RgbImage,
+        min_score: f32,
+        max_people: usize,
+        model: PoseModel,
+        known: Vec<Person>,
+    ) -> Result<Vec<(Person, Option<usize>)>> {
+        let mut found: Vec<(Person, Option<usize>)> = known
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| (p, Some(i)))
+            .collect();
         for det in self.pose.detect(image, min_score)? {
-            found.extend(self.detected(image, det, model)?);
+            found.extend(self.detected(image, det, model)?.map(|p| (p, None)));
         }
         let faces: Vec<percept_infer::BBox> = self
             .faces
-            .detections(image, min_score.max(0.5))?
+            .detections(image, min_score.max(0.5), DetectOptions::default().nms_iou)?
             .into_iter()
             .map(|d| d.bbox)
             .collect();
@@ -215,7 +243,7 @@ impl People {
                 let b = &faces[i];
                 let size = b.width.max(b.height);
                 let centre = (b.x + b.width / 2.0, b.y + b.height / 2.0);
-                let explained = found.iter().any(|c| {
+                let explained = found.iter().any(|(c, _)| {
                     let nose = c.pose.landmarks[pt::NOSE];
                     (nose.x - centre.0).hypot(nose.y - centre.1) < 0.8 * size
                 });
@@ -226,11 +254,11 @@ impl People {
             .par_iter()
             .map(|&i| self.around_face(image, &faces, i, min_score, model))
             .collect::<Result<_>>()?;
-        found.extend(searched.into_iter().flatten());
+        found.extend(searched.into_iter().flatten().map(|p| (p, None)));
         // The same person found twice (two detections, or a face crop) keeps the surer pose;
         // a face belongs to one person; a pose whose nose sits next to someone else's face
         // but on none is a ghost stitched from two people.
-        found.sort_by(|a, b| b.pose.score.total_cmp(&a.pose.score));
+        found.sort_by(|a, b| b.0.pose.score.total_cmp(&a.0.pose.score));
         let face_of = |c: &Person, reach: f32| -> Option<usize> {
             let n = c.pose.landmarks[pt::NOSE];
             faces
@@ -245,14 +273,21 @@ impl People {
                 .min_by(|a, b| a.1.total_cmp(&b.1))
                 .map(|(i, _)| i)
         };
-        let mut kept: Vec<Person> = Vec::new();
+        let mut kept: Vec<(Person, Option<usize>)> = Vec::new();
         let mut claimed: Vec<usize> = Vec::new();
-        for c in found {
+        for (c, known) in found {
             let n = c.pose.landmarks[pt::NOSE];
-            let dup = kept.iter().any(|k| {
+            let dup = kept.iter().position(|(k, _)| {
                 let m = k.pose.landmarks[pt::NOSE];
                 (n.x - m.x).hypot(n.y - m.y) < 0.5 * head_size(&k.pose.landmarks)
             });
+            if let Some(d) = dup {
+                // The surer pose of one person stays, under the track it came with.
+                if kept[d].1.is_none() {
+                    kept[d].1 = known;
+                }
+                continue;
+            }
             let own = face_of(&c, 0.8);
             let taken = match own {
                 Some(f) => claimed.contains(&f),
@@ -264,13 +299,13 @@ impl People {
                 && !faces.is_empty()
                 && n.visibility.unwrap_or(0.0) > 0.8
                 && n.presence.unwrap_or(0.0) > 0.8;
-            if dup || taken || ghost || kept.len() >= max_people {
+            if taken || ghost || kept.len() >= max_people {
                 continue;
             }
             if let Some(f) = own {
                 claimed.push(f);
             }
-            kept.push(c);
+            kept.push((c, known));
         }
         Ok(kept)
     }
