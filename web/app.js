@@ -317,11 +317,6 @@ function cameraSummary(json) {
 
 async function startCamera() {
   const status = $('#camera-status');
-  if (sessionStorage.getItem('percept-api-key')) {
-    // A browser cannot put the key on a WebSocket's request.
-    status.textContent = 'The camera needs a server without an API key.';
-    return;
-  }
   let media;
   try {
     media = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
@@ -341,7 +336,13 @@ async function startCamera() {
   const text = params.toString();
   const scheme = window.location.protocol === 'https:' ? 'wss' : 'ws';
   const task = $('#task').value;
-  const socket = new WebSocket(`${scheme}://${window.location.host}/v1/stream/${task}${text ? `?${text}` : ''}`);
+  // A browser cannot put headers on a WebSocket's request: the key goes as a subprotocol,
+  // `percept.bearer.` and its UTF-8 bytes in hex, beside `percept`, which the server answers.
+  const key = sessionStorage.getItem('percept-api-key');
+  const protocols = key
+    ? ['percept', `percept.bearer.${Array.from(new TextEncoder().encode(key), (b) => b.toString(16).padStart(2, '0')).join('')}`]
+    : [];
+  const socket = new WebSocket(`${scheme}://${window.location.host}/v1/stream/${task}${text ? `?${text}` : ''}`, protocols);
   socket.binaryType = 'blob';
   camera.socket = socket;
   const canvas = document.createElement('canvas');

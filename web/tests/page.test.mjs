@@ -589,7 +589,9 @@ test('accessibility: axe finds no serious or critical violations', async () => {
 
 // The camera mode with Chromium's fake camera playing a clip made from a test photo (so a
 // real person is in front of it): frames go over the WebSocket, results come back drawn,
-// frames/s is shown, and stopping releases the camera. Needs Debian's ffmpeg for the clip.
+// frames/s is shown, and stopping releases the camera; on a server with an API key too (the
+// page, asked for the key once, offers it as the WebSocket's `percept.bearer.<hex>`
+// subprotocol). Needs Debian's ffmpeg for the clip.
 test('camera mode streams the webcam through holistic and shows the live result', async (t) => {
   const ffmpeg = spawnSync('ffmpeg', ['-version']);
   if (ffmpeg.error) {
@@ -612,32 +614,39 @@ test('camera mode streams the webcam through holistic and shows the live result'
       '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
       `--use-file-for-fake-video-capture=${clip}`],
   });
+  const key = 'camera-key-0123456789abcdef';
+  const keyed = await startServer({ PERCEPT_API_KEY: key });
   try {
-    const context = await cameraBrowser.newContext({ viewport: { width: 1280, height: 900 } });
-    const page = await context.newPage();
-    const problems = [];
-    page.on('pageerror', (e) => problems.push(e.message));
-    await page.goto(base);
-    await page.waitForSelector('body[data-ready="true"]');
-    await page.selectOption('#task', 'holistic');
-    await page.click('#camera-start');
-    await page.waitForFunction(() => Number(document.querySelector('#camera-status').dataset.frames || 0) >= 6,
-      null, { timeout: 60000 });
-    const status = await page.textContent('#camera-status');
-    assert.match(status, /holistic: \d+\.\d frames\/s · 1 person\(s\)/, status);
-    const size = await page.evaluate(() => {
-      const img = document.querySelector('#camera-result');
-      return [img.naturalWidth, img.naturalHeight];
-    });
-    assert.deepEqual(size, [640, 480]);
-    await page.screenshot({ path: path.join(shots, 'camera-holistic.png') });
-    await page.click('#camera-stop');
-    assert.equal(await page.isVisible('#camera-start'), true);
-    const live = await page.evaluate(() => document.querySelector('#camera-video').srcObject
-      .getTracks().some((track) => track.readyState === 'live'));
-    assert.equal(live, false, 'the camera is released');
-    assert.deepEqual(problems, []);
+    for (const url of [base, keyed.url]) {
+      const context = await cameraBrowser.newContext({ viewport: { width: 1280, height: 900 } });
+      const page = await context.newPage();
+      const problems = [];
+      page.on('pageerror', (e) => problems.push(e.message));
+      page.on('dialog', (dialog) => dialog.accept(key));
+      await page.goto(url);
+      await page.waitForSelector('body[data-ready="true"]');
+      await page.selectOption('#task', 'holistic');
+      await page.click('#camera-start');
+      await page.waitForFunction(() => Number(document.querySelector('#camera-status').dataset.frames || 0) >= 6,
+        null, { timeout: 60000 });
+      const status = await page.textContent('#camera-status');
+      assert.match(status, /holistic: \d+\.\d frames\/s · 1 person\(s\)/, status);
+      const size = await page.evaluate(() => {
+        const img = document.querySelector('#camera-result');
+        return [img.naturalWidth, img.naturalHeight];
+      });
+      assert.deepEqual(size, [640, 480]);
+      if (url === base) await page.screenshot({ path: path.join(shots, 'camera-holistic.png') });
+      await page.click('#camera-stop');
+      assert.equal(await page.isVisible('#camera-start'), true);
+      const live = await page.evaluate(() => document.querySelector('#camera-video').srcObject
+        .getTracks().some((track) => track.readyState === 'live'));
+      assert.equal(live, false, 'the camera is released');
+      assert.deepEqual(problems, []);
+      await context.close();
+    }
   } finally {
+    keyed.child.kill('SIGTERM');
     await cameraBrowser.close();
   }
 });

@@ -27,7 +27,9 @@ use percept_tasks::{COMMON_OPTIONS, OptionKind, Task};
         description = "Offline, CPU-first computer vision on photos of people: human parsing, face \
                        privacy, art filters, holistic landmarks.\n\nWhen the server has an API key \
                        (`api_key` / `PERCEPT_API_KEY`), every route but the page, its assets and \
-                       the health probes needs `Authorization: Bearer <key>` (or `x-api-key`)."
+                       the health probes needs `Authorization: Bearer <key>` (or `x-api-key`; \
+                       opening `/v1/stream/{task}`, a browser offers it as the WebSocket \
+                       subprotocol `percept.bearer.<the key's UTF-8 as hex>` beside `percept`)."
     ),
     paths(
         crate::service_routes::healthz,

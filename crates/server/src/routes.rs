@@ -88,8 +88,27 @@ pub fn metrics_app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// The WebSocket subprotocol a browser offers its key in: `percept.bearer.` and the key's UTF-8
+/// bytes as hex. A browser cannot set headers on a WebSocket's opening request, only offer
+/// subprotocols, so the key rides in `Sec-WebSocket-Protocol`, as Kubernetes' API server takes
+/// a bearer token (`base64url.bearer.authorization.k8s.io.<token>`); hex because a subprotocol
+/// must be an HTTP token and a key may hold any character.
+pub(crate) const KEY_PROTOCOL_PREFIX: &str = "percept.bearer.";
+
+/// The key a WebSocket request offers as a `percept.bearer.<hex>` subprotocol.
+fn key_in_protocols(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(KEY_PROTOCOL_PREFIX))
+        .and_then(|hex| hex::decode(hex).ok())
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+}
+
 /// With `api_key` configured, lets a request through only with `Authorization: Bearer <key>`
-/// or `x-api-key: <key>`.
+/// or `x-api-key: <key>` (or, opening a WebSocket, the `percept.bearer.<hex>` subprotocol).
 async fn require_api_key(
     State(state): State<Arc<AppState>>,
     request: Request,
@@ -103,7 +122,9 @@ async fn require_api_key(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::to_owned)
+        .or_else(|| key_in_protocols(headers));
     if offered.is_some_and(|candidate| key.matches(candidate.trim())) {
         return next.run(request).await;
     }

@@ -26,13 +26,16 @@ use percept_tasks::{Options, TaskError, TaskOutput, VideoJob, video_job};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 
+use crate::ApiError;
 use crate::state::AppState;
-use crate::{ApiError, ErrorCode};
 
 /// The frame rate assumed for smoothing: webcams deliver about this many frames a second.
 const STREAM_FRAME_RATE: f64 = 30.0;
 /// A stream that sends no frame for this long is closed.
 const IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+/// The subprotocol the stream answers with when the client offers it (the page does, beside
+/// its key: routes.rs, `KEY_PROTOCOL_PREFIX`).
+pub(crate) const STREAM_PROTOCOL: &str = "percept";
 /// JPEG quality of the processed frames sent back.
 const FRAME_QUALITY: u8 = 80;
 
@@ -59,17 +62,21 @@ pub(crate) async fn stream_route(
         Err(error) => return ApiError::from(error).into_response(),
     };
     let Ok(permit) = Arc::clone(&state.streams).try_acquire_owned() else {
-        return ApiError::new(
-            ErrorCode::QueueFull,
+        return ApiError::queue_full(
             format!(
                 "{} live streams are running, the most at once; retry later",
                 state.config.workers
             ),
+            5,
         )
         .into_response();
     };
     let max_frame = state.config.max_body_bytes;
+    // A browser that offered its key as a subprotocol is answered with `percept`, which it
+    // offers beside it: the key is never echoed, and a browser that offered subprotocols
+    // refuses an answer without one.
     upgrade
+        .protocols([STREAM_PROTOCOL])
         .max_message_size(max_frame)
         .on_upgrade(move |socket| serve(socket, job, state, permit))
 }

@@ -167,3 +167,62 @@ async fn holistic_streams_every_frame_and_drops_a_backlog() {
     }
     server.shutdown().await;
 }
+
+/// A server with an API key takes it, from a browser that cannot set headers on a WebSocket,
+/// as the `percept.bearer.<hex>` subprotocol, answers with `percept` (never echoing the key),
+/// and refuses the upgrade without the key or with a wrong one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_takes_the_api_key_as_a_subprotocol() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+    const KEY: &str = "stream-key-0123456789abcdef";
+    let server = TestServer::with_tasks(
+        Config {
+            api_key: Some(percept_server::Secret::new(KEY)),
+            ..config()
+        },
+        model_registry(),
+    )
+    .await;
+    let url = server
+        .url("/v1/stream/holistic?max_people=1")
+        .replace("http://", "ws://");
+    let hex = |key: &str| key.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    let offering = |protocols: Option<String>| {
+        let mut request = url.as_str().into_client_request().unwrap();
+        if let Some(protocols) = protocols {
+            request.headers_mut().insert(
+                "sec-websocket-protocol",
+                HeaderValue::from_str(&protocols).unwrap(),
+            );
+        }
+        request
+    };
+    for refused in [
+        None,
+        Some(format!(
+            "percept, percept.bearer.{}",
+            hex("wrong-key-0123456789abcdef")
+        )),
+        Some(format!("percept, percept.bearer.{KEY}")), // the key, not its hex
+    ] {
+        match connect_async(offering(refused.clone())).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 401, "{refused:?}");
+            }
+            other => panic!("{refused:?}: expected a 401, got {other:?}"),
+        }
+    }
+    let (mut socket, response) = connect_async(offering(Some(format!(
+        "percept, percept.bearer.{}",
+        hex(KEY)
+    ))))
+    .await
+    .unwrap();
+    assert_eq!(response.headers()["sec-websocket-protocol"], "percept");
+    let json = next_json_after(&mut socket, &data("person_astronaut.jpg")).await;
+    assert_eq!(json["person_count"], 1, "{json}");
+    socket.close(None).await.unwrap();
+    server.shutdown().await;
+}
