@@ -133,6 +133,13 @@ impl VideoRun<'_> {
         if self.output.is_none() {
             options.default_unless_given(self.task.options(), "draw", Value::Bool(false));
         }
+        if self.output.is_some() && !self.task.draws(&options) {
+            return Err(RunError::Api(ApiError::bad_option(format!(
+                "`{}` draws nothing to write as a video; leave out -o (--json prints each \
+                 frame's result)",
+                self.task.name()
+            ))));
+        }
         let mut job = video_job(self.task.clone(), options, info.frame_rate.fps())?;
         let mut writer = self
             .output

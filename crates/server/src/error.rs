@@ -150,6 +150,15 @@ impl ApiError {
         Self::new(ErrorCode::BadOption, message)
     }
 
+    /// `queue_full` (429), with a `Retry-After` of `retry_after` seconds: a full queue clears
+    /// by itself, so the client is told when to come back.
+    pub fn queue_full(message: impl Into<String>, retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(ErrorCode::QueueFull, message)
+        }
+    }
+
     /// `not_found`.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::NotFound, message)

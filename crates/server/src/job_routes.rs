@@ -24,7 +24,7 @@ use crate::runner::{Runner, Started};
 use crate::state::AppState;
 use crate::video_jobs::{self, StoredVideo, video_url};
 use crate::video_upload::{JobInput, VideoUpload, read_job_input};
-use crate::{ApiError, ErrorCode, Options};
+use crate::{ApiError, Options};
 use percept_tasks::{Render, Task, video_job};
 
 /// The 202 answer to a submitted job.
@@ -128,12 +128,15 @@ async fn submit_video(
     // `format` and `quality` are the photo result's; accepted (and checked) but unused.
     Render::from_request(None, &mut options)?;
     let info = video_jobs::check(&state.config, &upload.path).await?;
-    // A bad option is a 422 now, never a failed job.
+    // A bad option is a 422 now, never a failed job; so is a task that would draw no frame.
     drop(video_job(
         Arc::clone(&task),
         options.clone(),
         info.frame_rate.fps(),
     )?);
+    if !task.draws(&options) {
+        return Err(video_jobs::draws_nothing(task.name()));
+    }
     let jobs = match &state.jobs {
         JobBackend::Memory(jobs) => Arc::clone(jobs),
         JobBackend::Redis(redis) => {
@@ -148,10 +151,11 @@ async fn submit_video(
     let limit = state.config.workers;
     let (id, progress) = jobs
         .create_video(task.name(), info.frames, limit)
-        .ok_or_else(|| ApiError {
-            code: ErrorCode::QueueFull,
-            message: format!("{limit} video jobs are already queued or running; retry later"),
-            retry_after: Some(5),
+        .ok_or_else(|| {
+            ApiError::queue_full(
+                format!("{limit} video jobs are already queued or running; retry later"),
+                5,
+            )
         })?;
     let runner = Arc::clone(&state.runner);
     let job_id = id.clone();

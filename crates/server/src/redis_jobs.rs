@@ -235,11 +235,10 @@ impl RedisJobs {
             .await
             .map_err(|e| unavailable(&e))?;
         if queued >= self.max_queued {
-            return Err(ApiError {
-                code: ErrorCode::QueueFull,
-                message: format!("{queued} jobs are waiting; retry shortly"),
-                retry_after: Some(1),
-            });
+            return Err(ApiError::queue_full(
+                format!("{queued} jobs are waiting; retry shortly"),
+                1,
+            ));
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
         let pending = self.pending_secs();
@@ -286,11 +285,10 @@ impl RedisJobs {
             .await
             .map_err(|e| unavailable(&e))?;
         if unfinished >= self.max_videos {
-            return Err(ApiError {
-                code: ErrorCode::QueueFull,
-                message: format!("{unfinished} video jobs are queued or running; retry later"),
-                retry_after: Some(5),
-            });
+            return Err(ApiError::queue_full(
+                format!("{unfinished} video jobs are queued or running; retry later"),
+                5,
+            ));
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
         // Written before the job is queued, so no replica reads a partial video.

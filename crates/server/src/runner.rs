@@ -281,14 +281,13 @@ impl Runner {
 
     pub(crate) fn pool_error(&self, error: PoolError) -> ApiError {
         match error {
-            PoolError::QueueFull { capacity } => ApiError {
-                code: ErrorCode::QueueFull,
-                message: format!(
+            PoolError::QueueFull { capacity } => ApiError::queue_full(
+                format!(
                     "all {} workers are busy and {capacity} requests are waiting; retry shortly",
                     self.pool.workers()
                 ),
-                retry_after: Some(1),
-            },
+                1,
+            ),
             PoolError::Expired => ApiError::new(
                 ErrorCode::Timeout,
                 "the deadline passed while the request waited in the queue",

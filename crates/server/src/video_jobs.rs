@@ -284,12 +284,7 @@ impl Pipeline {
     fn emit(&mut self, outputs: Vec<TaskOutput>) -> Result<(), ApiError> {
         for output in outputs {
             self.counts.add(&output.json);
-            let image = output.image.ok_or_else(|| {
-                ApiError::bad_option(format!(
-                    "`{}` draws nothing to write as a video (with these options)",
-                    self.task
-                ))
-            })?;
+            let image = output.image.ok_or_else(|| draws_nothing(&self.task))?;
             if let Some(writer) = self.writer.as_mut() {
                 writer.write(image)?;
             }
@@ -333,6 +328,14 @@ impl Counts {
             .collect();
         Value::Object(fields)
     }
+}
+
+/// A video job whose task draws no frame (`Task::draws`): refused when submitted, and an error
+/// at the first frame should a task draw none after all.
+pub(crate) fn draws_nothing(task: &str) -> ApiError {
+    ApiError::bad_option(format!(
+        "`{task}` draws nothing to write as a video (with these options)"
+    ))
 }
 
 #[cfg(test)]

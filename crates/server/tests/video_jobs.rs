@@ -349,6 +349,17 @@ async fn bad_and_oversized_videos_get_their_codes() {
         "d.mp4",
     );
     refused(bad_option, 422, "bad_option").await;
+    // So is a task that would draw no frame: the result is a video of drawn frames (this
+    // server has no models; the CLI's tests refuse `holistic` with `draw=false` too).
+    let drawless = submit(&server, "/v1/jobs/inspect", short.clone(), "e.mp4");
+    let body = refused(drawless, 422, "bad_option").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("draws nothing"),
+        "{body}"
+    );
     // The photo routes still take photos only, and say where a video goes.
     let untyped = raw(
         &server,

@@ -134,6 +134,10 @@ impl Task for Holistic {
         }))
     }
 
+    fn draws(&self, options: &Options) -> bool {
+        settings(options.clone()).map_or(true, |(_, draw, _)| draw)
+    }
+
     fn video(
         &self,
         options: Options,

@@ -41,6 +41,10 @@ impl Task for Inspect {
         &[]
     }
 
+    fn draws(&self, _options: &Options) -> bool {
+        false
+    }
+
     fn prepare(&self, options: Options) -> Result<PreparedJob, TaskError> {
         options.finish(&[])?;
         Ok(Box::new(|decoded, _stages| {

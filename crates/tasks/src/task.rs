@@ -74,6 +74,14 @@ pub trait Task: Send + Sync {
     /// Validates `options` (before any queueing, so bad options cost nothing) and returns the
     /// work to run on the decoded image.
     fn prepare(&self, options: Options) -> Result<PreparedJob, TaskError>;
+    /// Whether its results with `options` come with a processed picture, so a video of them
+    /// can be written: asked before a video is taken, so a video that could only fail at its
+    /// first frame is refused at once. Options it cannot read count as drawing (`prepare`
+    /// reports them).
+    fn draws(&self, options: &Options) -> bool {
+        let _ = options;
+        true
+    }
     /// A job over the frames of a video of `frame_rate` frames per second that uses more than
     /// one frame at a time (tracking, look ahead), with `options` validated; `None` (the
     /// default): each frame runs as a photo.
