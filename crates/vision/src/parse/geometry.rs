@@ -5,6 +5,20 @@ use crate::people::PixelBox;
 /// Distance from `p` to the segment `a`–`b`, and the position along it (0 at `a`, 1 at `b`,
 /// outside [0, 1] beyond the ends).
 pub(crate) fn segment_distance(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> (f32, f32) {
+    let ((ex, ey), t) = from_segment(p, a, b);
+    (ex.hypot(ey), t)
+}
+
+/// The squared distance from `p` to the segment `a`–`b`: for the nearest of many segments,
+/// whose root is taken once (libm's `hypotf` was a twelfth of parsing a group photo, where
+/// every pixel two people claim measures both skeletons).
+pub(crate) fn segment_distance_sq(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> f32 {
+    let ((ex, ey), _) = from_segment(p, a, b);
+    ex * ex + ey * ey
+}
+
+/// `p` less the nearest point of the segment `a`–`b`, and the position along it.
+fn from_segment(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> ((f32, f32), f32) {
     let (dx, dy) = (b.0 - a.0, b.1 - a.1);
     let len2 = dx * dx + dy * dy;
     let t = if len2 > 0.0 {
@@ -13,8 +27,7 @@ pub(crate) fn segment_distance(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> (
         0.0
     };
     let tc = t.clamp(0.0, 1.0);
-    let (cx, cy) = (a.0 + tc * dx, a.1 + tc * dy);
-    ((p.0 - cx).hypot(p.1 - cy), t)
+    ((p.0 - (a.0 + tc * dx), p.1 - (a.1 + tc * dy)), t)
 }
 
 /// Even-odd point-in-polygon test.
@@ -38,12 +51,17 @@ pub(crate) fn inside_polygon(p: (f32, f32), poly: &[(f32, f32)]) -> bool {
 
 /// Distance from `p` to a polygon: 0 inside, else to the nearest edge.
 pub(crate) fn polygon_distance(p: (f32, f32), poly: &[(f32, f32)]) -> f32 {
+    polygon_distance_sq(p, poly).sqrt()
+}
+
+/// The squared [`polygon_distance`].
+pub(crate) fn polygon_distance_sq(p: (f32, f32), poly: &[(f32, f32)]) -> f32 {
     if inside_polygon(p, poly) {
         return 0.0;
     }
     let n = poly.len();
     (0..n)
-        .map(|i| segment_distance(p, poly[i], poly[(i + 1) % n]).0)
+        .map(|i| segment_distance_sq(p, poly[i], poly[(i + 1) % n]))
         .fold(f32::INFINITY, f32::min)
 }
 
@@ -70,6 +88,7 @@ mod tests {
         assert!((d - 3.0).abs() < 1e-6 && (t - 0.5).abs() < 1e-6);
         let (d, t) = segment_distance((-4.0, 3.0), (0.0, 0.0), (10.0, 0.0));
         assert!((d - 5.0).abs() < 1e-6 && t < 0.0);
+        assert!((segment_distance_sq((-4.0, 3.0), (0.0, 0.0), (10.0, 0.0)) - 25.0).abs() < 1e-5);
         let square = [(0.0, 0.0), (10.0, 0.0), (10.0, 10.0), (0.0, 10.0)];
         assert!(inside_polygon((5.0, 5.0), &square));
         assert!(!inside_polygon((15.0, 5.0), &square));
