@@ -149,20 +149,42 @@ fn surrounding_label(
 mod tests {
     use super::*;
 
+    /// An empty `w` × `h` map: labels, evidence and owners.
+    fn empty(w: usize, h: usize) -> (Vec<u8>, Vec<f32>, Vec<u8>) {
+        (
+            vec![id::BACKGROUND; w * h],
+            vec![0.0; w * h],
+            vec![0; w * h],
+        )
+    }
+
+    /// Relabels one person's (owner 1) detached hair around a head at `centre` of `size`.
+    fn relabel_one(
+        (w, h): (usize, usize),
+        (labels, evidence, owner): &mut (Vec<u8>, Vec<f32>, Vec<u8>),
+        centre: (f32, f32),
+        size: f32,
+    ) {
+        let head = Head {
+            owner: 1,
+            centre,
+            size,
+        };
+        relabel_detached_hair((w as u32, h as u32), labels, evidence, owner, &[head]);
+    }
+
     /// A 12×12 map: one person's hair on the head (rows 0–2), a stray hair patch on their
     /// coat far below (rows 9–10), and a small lock beside the head (row 4).
     #[test]
     fn hair_far_from_the_head_takes_the_label_around_it() {
         let (w, h) = (12usize, 12usize);
-        let mut labels = vec![id::BACKGROUND; w * h];
-        let mut owner = vec![0u8; w * h];
-        let mut evidence = vec![0.0f32; w * h];
+        let mut map = empty(w, h);
         let mut paint = |x0: usize, x1: usize, y0: usize, y1: usize, l: u8| {
             for y in y0..y1 {
                 for x in x0..x1 {
-                    labels[y * w + x] = l;
-                    owner[y * w + x] = 1;
-                    evidence[y * w + x] = 0.9;
+                    map.0[y * w + x] = l;
+                    map.1[y * w + x] = 0.9;
+                    map.2[y * w + x] = 1;
                 }
             }
         };
@@ -170,18 +192,8 @@ mod tests {
         paint(2, 10, 6, 12, id::UPPER_CLOTHES);
         paint(5, 7, 9, 11, id::HAIR);
         paint(9, 10, 4, 5, id::HAIR);
-        let head = Head {
-            owner: 1,
-            centre: (6.0, 3.0),
-            size: 4.0,
-        };
-        relabel_detached_hair(
-            (w as u32, h as u32),
-            &mut labels,
-            &mut evidence,
-            &mut owner,
-            &[head],
-        );
+        relabel_one((w, h), &mut map, (6.0, 3.0), 4.0);
+        let (labels, _, owner) = map;
         assert!(labels[..3 * w].iter().filter(|&&l| l == id::HAIR).count() == 18);
         assert_eq!(labels[4 * w + 9], id::HAIR, "the lock near the head stays");
         for y in 9..11 {
@@ -195,26 +207,14 @@ mod tests {
     #[test]
     fn a_lone_stray_piece_with_nothing_around_becomes_background() {
         let (w, h) = (10usize, 10usize);
-        let mut labels = vec![id::BACKGROUND; w * h];
-        let mut owner = vec![0u8; w * h];
-        let mut evidence = vec![0.0f32; w * h];
+        let mut map = empty(w, h);
         for (x, y) in [(1, 1), (2, 1), (1, 2), (8, 8)] {
-            labels[y * w + x] = id::HAIR;
-            owner[y * w + x] = 1;
-            evidence[y * w + x] = 0.8;
+            map.0[y * w + x] = id::HAIR;
+            map.1[y * w + x] = 0.8;
+            map.2[y * w + x] = 1;
         }
-        let head = Head {
-            owner: 1,
-            centre: (1.5, 1.5),
-            size: 2.0,
-        };
-        relabel_detached_hair(
-            (w as u32, h as u32),
-            &mut labels,
-            &mut evidence,
-            &mut owner,
-            &[head],
-        );
+        relabel_one((w, h), &mut map, (1.5, 1.5), 2.0);
+        let (labels, evidence, owner) = map;
         assert_eq!(labels[w + 1], id::HAIR);
         assert_eq!(
             (labels[8 * w + 8], owner[8 * w + 8], evidence[8 * w + 8]),

@@ -252,8 +252,8 @@ impl CropParse {
         // keeps that order), so only that label is interpolated: the same label and
         // probability, to the bit, as the blend of every label below (unless rounding makes an
         // exact tie with a label before it, which the blend would pick), for a fifth of the
-        // work on the pixels away from a boundary, most of them. Painting the stairs' five
-        // people took 150 ms before (BENCHMARKS.md, "Parse painting").
+        // work on the pixels away from a boundary, most of them (painting the stairs' five
+        // people: 149–203 ms before, 107–141 ms after; BENCHMARKS.md, "Parse painting").
         let c = self.best[taps[0].0];
         if c != u16::MAX && taps.iter().all(|&(i, _)| self.best[i] == c) {
             let c = usize::from(c);
