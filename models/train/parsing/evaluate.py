@@ -131,7 +131,13 @@ def main() -> None:
             }
             print(parser, json.dumps(report["parsers"][parser]["coarse"]),
                   "lip mIoU", report["parsers"][parser]["lip"]["miou"], flush=True)
-    Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    metrics = Path(args.out)
+    if metrics.exists():
+        # The training log and the notes beside the figures stay; the figures are replaced.
+        kept = json.loads(metrics.read_text())
+        kept.update(report)
+        report = kept
+    metrics.write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -14,6 +14,7 @@ mod geometry;
 mod labels;
 mod learned;
 mod network;
+mod one_piece;
 mod paint;
 mod render;
 mod result;
@@ -31,6 +32,7 @@ use learned::LearnedParser;
 pub use learned::TASK as LEARNED_TASK;
 pub use network::TASK as NETWORK_TASK;
 use network::{CropParse, PersonParser, Skeleton};
+use one_piece::lower_half_of_a_dress;
 use paint::{label_people, paint_people};
 pub use render::{colour_mask, overlay};
 pub use result::{ParseResult, Parsed, ParsedPerson, Segment};
@@ -254,6 +256,7 @@ impl Parser {
                     &mut owner,
                     &heads,
                 );
+                lower_half_of_a_dress(&mut labels, &owner);
                 (labels, evidence, owner)
             }
             None => {

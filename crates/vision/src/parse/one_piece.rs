@@ -1,0 +1,55 @@
+//! A dress, and a skirt or trousers, on one person. The learned parser tells garments apart
+//! pixel by pixel, and the lower half of a dress is where it errs most (CCP's watched photos:
+//! 23 % of dress pixels came out as skirt or pants). Someone in a dress shows little of a
+//! skirt or trousers beside it: when the network gives a person a dress and, say, a skirt,
+//! and the dress is the larger, the skirt pixels are the dress's lower half.
+
+use super::labels::id;
+
+/// The garments a dress's lower half is mistaken for.
+const LOWER: [u8; 2] = [id::SKIRT, id::PANTS];
+
+/// Relabels each person's `skirt` and `pants` pixels as `dress` when that person has at least
+/// as many `dress` pixels as of that garment (each garment compared on its own). `owner` is 0
+/// for nobody, else the person's index + 1.
+///
+/// Chosen on CCP's watched photos (0851–0900), end to end, both views: coarse mIoU 0.694 →
+/// 0.700 for skirts, → 0.705 with trousers too; LIP mIoU 0.466 → 0.467 → 0.470.
+pub(super) fn lower_half_of_a_dress(labels: &mut [u8], owner: &[u8]) {
+    let mut count = [[0usize; 3]; 256];
+    for (&l, &who) in labels.iter().zip(owner) {
+        let slot = match l {
+            id::DRESS => 0,
+            id::SKIRT => 1,
+            id::PANTS => 2,
+            _ => continue,
+        };
+        count[usize::from(who)][slot] += 1;
+    }
+    let merge = |who: u8, garment: u8| {
+        let [dress, skirt, pants] = count[usize::from(who)];
+        let n = if garment == id::SKIRT { skirt } else { pants };
+        who > 0 && n > 0 && dress >= n
+    };
+    for (l, &who) in labels.iter_mut().zip(owner) {
+        if LOWER.contains(l) && merge(who, *l) {
+            *l = id::DRESS;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Person 1: 3 dress, 2 skirt and 4 pants pixels (the skirt merges, the pants stay);
+    /// person 2: 1 dress and 2 skirt (kept); unowned pixels are nobody's and stay.
+    #[test]
+    fn a_garment_smaller_than_the_same_persons_dress_becomes_dress() {
+        let (d, s, p, b) = (id::DRESS, id::SKIRT, id::PANTS, id::BACKGROUND);
+        let mut labels = vec![d, d, d, s, s, p, p, p, p, d, s, s, s, b];
+        let owner = vec![1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 0, 0];
+        lower_half_of_a_dress(&mut labels, &owner);
+        assert_eq!(labels, vec![d, d, d, d, d, p, p, p, p, d, s, s, s, b]);
+    }
+}
