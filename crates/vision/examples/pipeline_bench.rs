@@ -11,10 +11,12 @@
 //! 10 and 1), `PERCEPT_REFINE_FACE=1` and `PERCEPT_SEGMENTATION=1` turn on
 //! `refine_face_landmarks` and `enable_segmentation`; holistic's `found` is the landmarks of
 //! everyone tracked.
+//! `PERCEPT_MODELS_DIR` reads the models from another folder (default the repository's
+//! `models/`), as the binary does.
 //! `PERCEPT_ENGINE=tract|ort|auto` picks the engine (default auto: ONNX Runtime when
 //! `scripts/fetch-ort` has put its library in `.ort/`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use image::{RgbImage, imageops};
@@ -58,7 +60,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (w, h) = size.split_once('x').ok_or("size is WxH")?;
     let image = letterbox(&image::open(photo)?.to_rgb8(), w.parse()?, h.parse()?);
     let runs: usize = runs.parse()?;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    // PERCEPT_MODELS_DIR, as the binary reads it: another model set measured in the same run.
+    let dir = std::env::var_os("PERCEPT_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"));
     let choice: EngineChoice = std::env::var("PERCEPT_ENGINE")
         .unwrap_or_else(|_| "auto".into())
         .parse()?;

@@ -80,6 +80,15 @@ def trunk_graph(pose_onnx: str, deep: bool = False) -> onnx.ModelProto:
     return model
 
 
+# The head over the trunk: "wide" (the shipped weights until the narrow head) or "narrow".
+HEADS = ("wide", "narrow")
+
+
+def head_of(weights: dict) -> str:
+    """Which head a state dict was trained with."""
+    return "narrow" if any(k.startswith("refine64.") for k in weights) else "wide"
+
+
 class ParsingNet(nn.Module):
     """BlazePose trunk + a light two-scale head; with `context`, a branch that adds the
     encoder's deepest features (and their mean over the crop) to the head's stride-4 features.
@@ -89,8 +98,10 @@ class ParsingNet(nn.Module):
     last layers start at zero, so a network resumed from weights trained without it starts
     exactly where they were (train.py --context on a --resume)."""
 
-    def __init__(self, pose_onnx: str, context: bool = False):
+    def __init__(self, pose_onnx: str, context: bool = False, head: str = "wide"):
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head {head!r}: one of {HEADS}")
         self.trunk = onnx2torch.convert(trunk_graph(pose_onnx, deep=context))
         self.context = None
         self.scene = None
@@ -112,24 +123,57 @@ class ParsingNet(nn.Module):
         # vs 0.93 in train mode, upper clothes lost entirely), and plain convolutions export as
         # they train.
         self.reduce64 = nn.Sequential(nn.Conv2d(48, 64, 3, padding=1), nn.ReLU(inplace=True))
-        self.fuse128 = nn.Sequential(
-            nn.Conv2d(64 + 8, 48, 3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(48, 48, 3, padding=1),
-            nn.ReLU(inplace=True),
-        )
-        self.classify = nn.Conv2d(48, NUM_CLASSES, 1)
+        self.refine64 = None
+        if head == "wide":
+            self.fuse128 = nn.Sequential(
+                nn.Conv2d(64 + 8, 48, 3, padding=1),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(48, 48, 3, padding=1),
+                nn.ReLU(inplace=True),
+            )
+            self.classify = nn.Conv2d(48, NUM_CLASSES, 1)
+        else:
+            # "narrow": the wide head's two 3x3 convolutions at stride 2 were 64 % of the
+            # network's multiply-adds (BENCHMARKS.md "Parse painting"). Here the width moves to
+            # stride 4 (a residual 3x3 64->64, a quarter of the pixels) and stride 2 keeps a
+            # 1x1 72->32 and one 3x3 32->32: 0.32 GMACs there instead of 1.43, 1.35 for the
+            # whole network at 384x288 instead of 2.22.
+            self.refine64 = nn.Sequential(nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(inplace=True))
+            # A residual branch that starts small, so the resumed stride-4 features pass
+            # through nearly unchanged (not zero: a zero convolution under a ReLU never learns).
+            with torch.no_grad():
+                self.refine64[0].weight.mul_(0.1)
+                self.refine64[0].bias.zero_()
+            self.fuse128 = nn.Sequential(
+                nn.Conv2d(64 + 8, 32, 1),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(32, 32, 3, padding=1),
+                nn.ReLU(inplace=True),
+            )
+            self.classify = nn.Conv2d(32, NUM_CLASSES, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The trunk's outputs: the decoder's stride-4 and stride-2 features (and, with the
+        context branch, the encoder's deepest)."""
+        return tuple(self.trunk(x))
+
+    def decode(self, features: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Logits at half the input's resolution from the trunk's features (train.py's
+        distillation runs the trunk once for the teacher and the student)."""
         if self.context is None:
-            f64, f128 = self.trunk(x)
+            f64, f128 = features
             h = self.reduce64(f64)
         else:
-            f64, f128, deep = self.trunk(x)
+            f64, f128, deep = features
             h = self.reduce64(f64)
             c = self.context(deep) + self.scene(deep.mean(dim=(2, 3), keepdim=True))
             h = h + nn.functional.interpolate(c, scale_factor=8.0, mode="bilinear",
                                               align_corners=False)
+        if self.refine64 is not None:
+            h = h + self.refine64(h)
         h = nn.functional.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False)
         h = self.fuse128(torch.cat([h, f128], dim=1))
         return self.classify(h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.features(x))

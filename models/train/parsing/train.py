@@ -26,7 +26,7 @@ from PIL import Image
 
 import paths
 from labels import FLIP_PAIRS, LIP, NUM_CLASSES
-from net import ParsingNet
+from net import HEADS, ParsingNet, head_of
 
 # The crop the network sees: the pose ROI's full height and 3/4 of its width (the ROI is a
 # square around a standing person, mostly empty at the sides), 384x288 pixels, portrait.
@@ -228,6 +228,19 @@ def main() -> None:
     ap.add_argument("--context", action="store_true",
                     help="the network with the context branch (net.py); resumed from weights "
                          "without it, the branch starts at zero")
+    ap.add_argument("--head", choices=HEADS, default="wide",
+                    help="the head over the trunk (net.py); resumed from weights with the other "
+                         "head, the trunk and the branches that fit are kept and the head starts "
+                         "anew")
+    ap.add_argument("--teacher", default="",
+                    help="weights of a trained network whose softmax the new one also learns "
+                         "(knowledge distillation, --distil)")
+    ap.add_argument("--distil", type=float, default=1.0,
+                    help="with --teacher: weight of the KL divergence from the teacher's softmax, "
+                         "at the network's own output resolution")
+    ap.add_argument("--freeze-trunk", action="store_true",
+                    help="train only what follows the trunk; with a teacher of the same trunk, "
+                         "the trunk runs once for both")
     args = ap.parse_args()
     global ROTATE
     ROTATE = args.rotate
@@ -246,18 +259,43 @@ def main() -> None:
     weights = class_weights(labels)
     print("class weights", {LIP[i]: round(float(w), 2) for i, w in enumerate(weights)}, flush=True)
 
-    net = ParsingNet(args.pose_model, context=args.context)
+    net = ParsingNet(args.pose_model, context=args.context, head=args.head)
     if args.resume:
-        missing, unexpected = net.load_state_dict(torch.load(args.resume, map_location="cpu"),
-                                                  strict=False)
-        new_branch = ("context.", "scene.")
-        if unexpected or any(not k.startswith(new_branch) for k in missing):
+        state = torch.load(args.resume, map_location="cpu")
+        new = ("context.", "scene.")
+        if head_of(state) != args.head:
+            # A new head on resumed features: what has the same name and shape is kept.
+            new += ("refine64.", "fuse128.", "classify.")
+            own = net.state_dict()
+            state = {k: v for k, v in state.items()
+                     if not k.startswith(new) or (k in own and own[k].shape == v.shape)}
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        if unexpected or any(not k.startswith(new) for k in missing):
             raise SystemExit(f"{args.resume} does not fit the network: missing {missing}, "
                              f"unexpected {unexpected}")
         if missing:
-            print(f"starting the context branch at zero ({len(missing)} tensors)", flush=True)
+            print(f"starting anew: {sorted(missing)}", flush=True)
+    teacher = None
+    if args.teacher:
+        t_state = torch.load(args.teacher, map_location="cpu")
+        teacher = ParsingNet(args.pose_model, context=any(k.startswith("context.") for k in t_state),
+                             head=head_of(t_state))
+        teacher.load_state_dict(t_state)
+        teacher.eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+    if args.freeze_trunk:
+        for p in net.trunk.parameters():
+            p.requires_grad_(False)
+    # The trunk runs once for both networks when it is frozen and the teacher's own.
+    shared_trunk = teacher is not None and args.freeze_trunk and all(
+        torch.equal(a, b) for a, b in zip(net.trunk.state_dict().values(),
+                                          teacher.trunk.state_dict().values()))
+    if teacher is not None:
+        print(f"distilling from {args.teacher} (weight {args.distil}, "
+              f"{'shared' if shared_trunk else 'own'} trunk)", flush=True)
     head = [p for n, p in net.named_parameters() if not n.startswith("trunk.")]
-    trunk = [p for n, p in net.named_parameters() if n.startswith("trunk.")]
+    trunk = [p for n, p in net.named_parameters() if n.startswith("trunk.") and p.requires_grad]
     opt = torch.optim.AdamW([{"params": trunk, "lr": args.lr * 0.4}, {"params": head, "lr": args.lr}],
                             weight_decay=1e-4)
     steps_per_epoch = math.ceil(len(photos) / args.batch)
@@ -290,7 +328,12 @@ def main() -> None:
                 f = min(1.0, (step + 1) / warm) * 0.5 * (1 + math.cos(math.pi * step / total))
             for g, b in zip(opt.param_groups, base):
                 g["lr"] = b * f
-            raw = net(x)
+            if shared_trunk:
+                with torch.no_grad():
+                    features = net.features(x)
+                raw = net.decode(features)
+            else:
+                raw = net(x)
             logits = F.interpolate(raw, size=(CROP_H, CROP_W), mode="bilinear", align_corners=False)
             loss = F.cross_entropy(logits, y, weight=weights)
             if args.lovasz:
@@ -298,6 +341,11 @@ def main() -> None:
                 # boundary), a quarter of the pixels to sort.
                 small = F.interpolate(y[:, None].float(), size=raw.shape[2:], mode="nearest")[:, 0]
                 loss = loss + args.lovasz * lovasz_softmax(raw, small.long())
+            if teacher is not None:
+                with torch.no_grad():
+                    taught = teacher.decode(features) if shared_trunk else teacher(x)
+                loss = loss + args.distil * F.kl_div(raw.log_softmax(1), taught.log_softmax(1),
+                                                     log_target=True, reduction="none").sum(1).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
