@@ -18,7 +18,7 @@ import onnxruntime as ort
 import torch
 
 import paths
-from net import ParsingNet, head_of
+from net import network_for
 from train import CROP_H, CROP_W, TRAIN_LAST, load, sample
 
 
@@ -32,8 +32,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
     weights = torch.load(args.weights, map_location="cpu")
-    net = ParsingNet(args.pose_model, context=any(k.startswith("context.") for k in weights),
-                     head=head_of(weights))
+    net = network_for(args.pose_model, weights)
     net.load_state_dict(weights)
     net.eval()
     example = torch.zeros(1, CROP_H, CROP_W, 3)

@@ -89,6 +89,13 @@ def head_of(weights: dict) -> str:
     return "narrow" if any(k.startswith("refine64.") for k in weights) else "wide"
 
 
+def network_for(pose_onnx: str, weights: dict) -> "ParsingNet":
+    """A network of the shape `weights` were trained with (the context branch, the head), not
+    yet loaded with them."""
+    return ParsingNet(pose_onnx, context=any(k.startswith("context.") for k in weights),
+                      head=head_of(weights))
+
+
 class ParsingNet(nn.Module):
     """BlazePose trunk + a light two-scale head; with `context`, a branch that adds the
     encoder's deepest features (and their mean over the crop) to the head's stride-4 features.

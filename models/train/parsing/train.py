@@ -26,7 +26,7 @@ from PIL import Image
 
 import paths
 from labels import FLIP_PAIRS, LIP, NUM_CLASSES
-from net import HEADS, ParsingNet, head_of
+from net import HEADS, ParsingNet, head_of, network_for
 
 # The crop the network sees: the pose ROI's full height and 3/4 of its width (the ROI is a
 # square around a standing person, mostly empty at the sides), 384x288 pixels, portrait.
@@ -278,8 +278,7 @@ def main() -> None:
     teacher = None
     if args.teacher:
         t_state = torch.load(args.teacher, map_location="cpu")
-        teacher = ParsingNet(args.pose_model, context=any(k.startswith("context.") for k in t_state),
-                             head=head_of(t_state))
+        teacher = network_for(args.pose_model, t_state)
         teacher.load_state_dict(t_state)
         teacher.eval()
         for p in teacher.parameters():

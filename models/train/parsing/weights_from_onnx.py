@@ -18,7 +18,7 @@ import torch
 from onnx import numpy_helper
 
 import paths
-from net import ParsingNet, head_of
+from net import network_for
 from train import CROP_H, CROP_W
 
 
@@ -31,8 +31,7 @@ def main() -> None:
     model = onnx.load(args.onnx)
     inits = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy())
              for t in model.graph.initializer}
-    net = ParsingNet(args.pose_model, context=any(k.startswith("context.") for k in inits),
-                     head=head_of(inits))
+    net = network_for(args.pose_model, inits)
     state = net.state_dict()
     for name, fresh in state.items():
         if name in inits and inits[name].shape == fresh.shape:

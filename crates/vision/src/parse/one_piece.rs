@@ -6,8 +6,9 @@
 
 use super::labels::id;
 
-/// The garments a dress's lower half is mistaken for.
-const LOWER: [u8; 2] = [id::SKIRT, id::PANTS];
+/// The garments compared, by their place in a person's counts: the dress, then the garments
+/// its lower half is mistaken for.
+const GARMENTS: [u8; 3] = [id::DRESS, id::SKIRT, id::PANTS];
 
 /// Relabels each person's `skirt` and `pants` pixels as `dress` when that person has at least
 /// as many `dress` pixels as of that garment (each garment compared on its own). `owner` is 0
@@ -16,23 +17,17 @@ const LOWER: [u8; 2] = [id::SKIRT, id::PANTS];
 /// Chosen on CCP's watched photos (0851–0900), end to end, both views: coarse mIoU 0.694 →
 /// 0.700 for skirts, → 0.705 with trousers too; LIP mIoU 0.466 → 0.467 → 0.470.
 pub(super) fn lower_half_of_a_dress(labels: &mut [u8], owner: &[u8]) {
-    let mut count = [[0usize; 3]; 256];
+    let slot = |label: u8| GARMENTS.iter().position(|&g| g == label);
+    let mut count = [[0usize; GARMENTS.len()]; 256];
     for (&l, &who) in labels.iter().zip(owner) {
-        let slot = match l {
-            id::DRESS => 0,
-            id::SKIRT => 1,
-            id::PANTS => 2,
-            _ => continue,
-        };
-        count[usize::from(who)][slot] += 1;
+        if let Some(s) = slot(l) {
+            count[usize::from(who)][s] += 1;
+        }
     }
-    let merge = |who: u8, garment: u8| {
-        let [dress, skirt, pants] = count[usize::from(who)];
-        let n = if garment == id::SKIRT { skirt } else { pants };
-        who > 0 && n > 0 && dress >= n
-    };
     for (l, &who) in labels.iter_mut().zip(owner) {
-        if LOWER.contains(l) && merge(who, *l) {
+        let mine = &count[usize::from(who)];
+        // Slot 0 is the dress itself; a pixel's own garment is counted, so never 0 here.
+        if who > 0 && slot(*l).is_some_and(|s| s > 0 && mine[0] >= mine[s]) {
             *l = id::DRESS;
         }
     }
