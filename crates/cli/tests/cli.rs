@@ -4,18 +4,11 @@
 
 mod common;
 use common::{data, percept, succeeded};
+use percept_core::testkit::services::free_port;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Server {
     child: std::process::Child,

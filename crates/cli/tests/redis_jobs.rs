@@ -6,87 +6,20 @@
 //! it the test is skipped with a message, except under `CI=true`, where it fails.
 #![allow(clippy::unwrap_used)] // in tests a failed unwrap is a failed test
 
-use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use percept_core::testkit::services::{
+    Killed, free_port, redis_or_skip, start_redis, start_redis_on,
+};
 use serde_json::Value;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn data(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/data")
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn find_redis_server() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join("redis-server"))
-        .find(|candidate| candidate.is_file())
-}
-
-/// A child process killed (SIGKILL) when dropped, so a failed test leaves nothing behind.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_redis(binary: &PathBuf) -> (Killed, u16) {
-    start_redis_on(binary, free_port())
-}
-
-fn start_redis_on(binary: &PathBuf, port: u16) -> (Killed, u16) {
-    let child = Command::new(binary)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let redis = Killed(child);
-    let started = Instant::now();
-    loop {
-        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            stream
-                .set_read_timeout(Some(Duration::from_secs(2)))
-                .unwrap();
-            let mut reply = [0u8; 5];
-            if stream.write_all(b"PING\r\n").is_ok()
-                && stream.read_exact(&mut reply).is_ok()
-                && &reply == b"+PONG"
-            {
-                return (redis, port);
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "redis-server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 struct Replica {
@@ -180,23 +113,6 @@ async fn wait_done(replica: &Replica, id: &str, limit: Duration) -> Value {
         assert!(started.elapsed() < limit, "job never finished: {body}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Some(path) when the test can run; None (after a loud message) when it must skip.
-fn redis_or_skip() -> Option<PathBuf> {
-    let found = find_redis_server();
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "redis-server is not installed, and CI=true: the Redis job tests must run in CI \
-             (apt-get install redis-server)"
-        );
-        eprintln!(
-            "\n!!! SKIPPING the Redis job tests: redis-server is not installed \
-             (apt-get install redis-server, or run scripts/test) !!!\n"
-        );
-    }
-    found
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

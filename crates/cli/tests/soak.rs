@@ -7,13 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use percept_core::testkit::services::free_port;
 
 /// `percept serve` on a free loopback port with `args`, once it accepts connections.
 fn start_server(args: &[&str]) -> (std::process::Child, String) {

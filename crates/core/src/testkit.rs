@@ -1,6 +1,9 @@
 //! Crafted images for tests: valid files in every format, and the hostile ones a service
-//! must refuse (header bombs, truncations, corruptions). Enabled by the `testkit` feature so
-//! that the server's and CLI's tests share one corpus.
+//! must refuse (header bombs, truncations, corruptions); and, in [`services`], the real
+//! programs the integration tests start. Enabled by the `testkit` feature so that the
+//! server's, the CLI's and the video crate's tests share one corpus and one way to start them.
+
+pub mod services;
 
 use image::{ExtendedColorType, ImageEncoder, RgbImage};
 

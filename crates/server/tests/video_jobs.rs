@@ -11,15 +11,15 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
+use percept_core::testkit::services::{find_program, redis_or_skip, start_redis};
 use percept_video::probe;
 use percept_video::testkit::{
-    FaceBox, assert_anonymized, ffmpeg_or_skip, installed_or_skip, labelled_faces, pan_clip,
+    FaceBox, assert_anonymized, ffmpeg_or_skip, labelled_faces, pan_clip,
 };
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
@@ -426,67 +426,9 @@ async fn bad_and_oversized_videos_get_their_codes() {
 
 // ---------------------------------------------------------------- redis
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process killed when dropped, so a failed test leaves nothing behind.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn find(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
-}
-
-fn start_redis(binary: &Path) -> (Killed, u16) {
-    let port = free_port();
-    let child = Command::new(binary)
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let redis = Killed(child);
-    let started = Instant::now();
-    loop {
-        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            stream
-                .set_read_timeout(Some(Duration::from_secs(2)))
-                .unwrap();
-            let mut reply = [0u8; 5];
-            if stream.write_all(b"PING\r\n").is_ok()
-                && stream.read_exact(&mut reply).is_ok()
-                && &reply == b"+PONG"
-            {
-                return (redis, port);
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "redis-server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The keys Redis holds under `percept:`, besides the replicas' own.
 fn redis_keys(port: u16) -> Vec<String> {
-    let output = Command::new(find("redis-cli").unwrap())
+    let output = Command::new(find_program("redis-cli").unwrap())
         .args(["-p", &port.to_string(), "--scan", "--pattern", "percept:*"])
         .output()
         .unwrap();
@@ -504,8 +446,7 @@ async fn a_video_job_in_redis_is_served_by_another_replica() {
     if !ffmpeg_or_skip() {
         return;
     }
-    let Some(binary) = find("redis-server") else {
-        installed_or_skip("redis-server", false);
+    let Some(binary) = redis_or_skip() else {
         return;
     };
     let _one = SERIAL.lock().await;

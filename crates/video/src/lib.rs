@@ -15,7 +15,7 @@ mod probe;
 mod process;
 mod reader;
 mod sniff;
-#[cfg(any(test, feature = "testkit"))]
+#[cfg(feature = "testkit")]
 pub mod testkit;
 mod writer;
 

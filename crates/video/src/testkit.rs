@@ -10,22 +10,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use image::RgbImage;
+use percept_core::testkit::services::installed_or_skip;
 
 use crate::{FrameReader, probe};
-
-/// Whether a program a test needs (`what`) is installed (`found`). Under `CI=true` a missing
-/// program is a failure, since scripts/test installs it there and a skip would hide one;
-/// elsewhere the test is skipped, saying so.
-pub fn installed_or_skip(what: &str, found: bool) -> bool {
-    assert!(
-        found || std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true but {what} is missing (scripts/test installs it)"
-    );
-    if !found {
-        eprintln!("skipped: {what} is not installed");
-    }
-    found
-}
 
 /// [`installed_or_skip`] for FFmpeg's programs.
 pub fn ffmpeg_or_skip() -> bool {

@@ -7,20 +7,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use percept_video::testkit::ffmpeg_or_skip;
 use percept_video::{FrameReader, FrameWriter, VideoError, WriterSettings, probe};
-
-fn ffmpeg_or_skip() -> bool {
-    let found = percept_video::installed();
-    if !found {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true needs ffmpeg"
-        );
-        eprintln!("skipped: ffmpeg is not installed");
-    }
-    found
-}
 
 /// A 2 s, 25 fps test pattern with a 440 Hz tone.
 fn make_clip(path: &Path, size: &str, audio: bool) {
