@@ -218,6 +218,11 @@ def main() -> None:
                     help="with --resume: this many epochs with the learning rate falling "
                          "linearly from --lr-start x the base rates to 0")
     ap.add_argument("--lr-start", type=float, default=0.5)
+    ap.add_argument("--average", type=int, default=0,
+                    help="with --resume: this many epochs, each with the learning rate falling "
+                         "linearly from --lr-start x the base rates to 0, and the weights at "
+                         "the end of every epoch averaged (cyclic stochastic weight averaging); "
+                         "last.pt is the average, last_epoch.pt the last epoch's own weights")
     ap.add_argument("--rotate", type=float, default=20.0,
                     help="rotation jitter of the crops, in degrees either way")
     ap.add_argument("--neighbours", type=float, default=0.0,
@@ -298,13 +303,17 @@ def main() -> None:
     opt = torch.optim.AdamW([{"params": trunk, "lr": args.lr * 0.4}, {"params": head, "lr": args.lr}],
                             weight_decay=1e-4)
     steps_per_epoch = math.ceil(len(photos) / args.batch)
-    epochs = args.anneal if args.anneal else (args.stop_after or args.epochs)
+    if args.average and (args.anneal or not args.resume):
+        raise SystemExit("--average needs --resume and replaces --anneal")
+    epochs = args.average or args.anneal or args.stop_after or args.epochs
     total = steps_per_epoch * (args.anneal or args.epochs)
     warm = steps_per_epoch
     base = [g["lr"] for g in opt.param_groups]
     rng = random.Random(args.seed)
     step = 0
     log = []
+    # The running mean of the epoch-end weights (--average), in float64 to add up exactly.
+    mean: dict[str, torch.Tensor] = {}
     started = time.time()
     for epoch in range(epochs):
         order = list(range(len(photos)))
@@ -321,7 +330,9 @@ def main() -> None:
                 batch.append(sample(photos[i], labels[i], rois[i], True, rng, neighbour))
             x = torch.stack([b[0] for b in batch])
             y = torch.stack([b[1] for b in batch])
-            if args.anneal:
+            if args.average:
+                f = args.lr_start * (1 - (step % steps_per_epoch) / steps_per_epoch)
+            elif args.anneal:
                 f = args.lr_start * (1 - step / total)
             else:
                 f = min(1.0, (step + 1) / warm) * 0.5 * (1 + math.cos(math.pi * step / total))
@@ -353,12 +364,26 @@ def main() -> None:
             step += 1
         entry = {"epoch": epoch + 1, "loss": round(running / n, 4),
                  "minutes": round((time.time() - started) / 60, 1)}
-        if (epoch + 1) % 4 == 0 or epoch + 1 == epochs:
+        if (epoch + 1) % 4 == 0 or epoch + 1 == epochs or args.average:
             entry["watch"] = evaluate(net, v_photos, v_labels, v_rois)
+        if args.average:
+            own = net.state_dict()
+            for k, v in own.items():
+                mean[k] = mean.get(k, torch.zeros_like(v, dtype=torch.float64)) + \
+                    (v.double() - mean.get(k, 0.0)) / (epoch + 1)
+            torch.save(own, out / "last_epoch.pt")
+            averaged = {k: v.to(own[k].dtype) for k, v in mean.items()}
+            torch.save(averaged, out / "last.pt")
+            net.load_state_dict(averaged)
+            entry["watch_average"] = evaluate(net, v_photos, v_labels, v_rois)
+            net.load_state_dict(own)
+        else:
+            torch.save(net.state_dict(), out / "last.pt")
         log.append(entry)
         print(json.dumps(entry), flush=True)
-        torch.save(net.state_dict(), out / "last.pt")
-    (out / ("train_log_anneal.json" if args.anneal else "train_log.json")).write_text(json.dumps(
+    name = "train_log_average.json" if args.average else \
+        "train_log_anneal.json" if args.anneal else "train_log.json"
+    (out / name).write_text(json.dumps(
         {"args": vars(args), "epochs": log, "train_photos": len(photos),
          "wall_minutes": round((time.time() - started) / 60, 1)}, indent=1))
 

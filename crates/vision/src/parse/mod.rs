@@ -11,6 +11,7 @@ mod body;
 mod colour;
 mod detached_hair;
 mod geometry;
+mod guided;
 mod labels;
 mod learned;
 mod network;
@@ -243,7 +244,7 @@ impl Parser {
                     .collect();
                 tracing::debug!(find = ?t1, networks = ?t0.elapsed(), "parse stages");
                 let (mut labels, mut evidence, mut owner) =
-                    paint_people(work.dimensions(), net, &crops, &skeletons);
+                    paint_people(work, net, &crops, &skeletons);
                 let heads: Vec<Head> = candidates
                     .iter()
                     .enumerate()

@@ -43,6 +43,9 @@ pub(crate) struct CropParse {
     /// Each plane cell's best label (the first of equals), `height × width`; `u16::MAX` for
     /// a label past it (the cell then takes the slow path).
     pub best: Vec<u16>,
+    /// Each plane cell's mean colour in the crop, `height × width`: at a label boundary,
+    /// cells of the pixel's own colour weigh more (`guided`).
+    pub colours: Vec<[u8; 3]>,
     /// Image pixel → plane coordinates (pixel centres at `i + 0.5`).
     pub from_image: Affine,
     /// The photo pixels the crop covers (x0, y0, x1, y1; ends exclusive).
@@ -144,11 +147,18 @@ impl PersonParser {
             .chunks_exact(n.max(1))
             .map(|px| u16::try_from(first_max(px)).unwrap_or(u16::MAX))
             .collect();
+        // Each cell's colour is the mean of the crop pixels it covers (2 × 2 for the shipped
+        // network, whose planes are half its input's size).
+        let colours = imageops::thumbnail(&crop, width as u32, height as u32)
+            .pixels()
+            .map(|p| p.0)
+            .collect();
         Ok(CropParse {
             width,
             height,
             probs,
             best,
+            colours,
             from_image,
             bounds,
         })
@@ -228,9 +238,16 @@ fn mirrored_labels(to_lip: &[u8]) -> Vec<usize> {
 }
 
 impl CropParse {
-    /// The best network label and its probability at image pixel centre (`x`, `y`), from the
-    /// bilinearly sampled probabilities; `None` outside the crop.
-    pub(crate) fn label_at(&self, x: f32, y: f32, scratch: &mut [f32]) -> Option<(usize, f32)> {
+    /// The best network label and its probability at image pixel centre (`x`, `y`), whose
+    /// colour is `colour`: from the bilinearly sampled probabilities where the four nearest
+    /// cells agree, else from the colour-guided window of `guided`; `None` outside the crop.
+    pub(crate) fn label_at(
+        &self,
+        x: f32,
+        y: f32,
+        colour: [u8; 3],
+        scratch: &mut [f32],
+    ) -> Option<(usize, f32)> {
         let (u, v) = self.from_image.apply(x, y);
         let (w, h) = (self.width as f32, self.height as f32);
         if !(0.0..w).contains(&u) || !(0.0..h).contains(&v) {
@@ -262,6 +279,9 @@ impl CropParse {
                 p += wgt * self.probs[i * n + c];
             }
             return Some((c, p));
+        }
+        if let Some(found) = self.guided_label(fx, fy, colour) {
+            return Some(found);
         }
         scratch.fill(0.0);
         for (i, wgt) in taps {

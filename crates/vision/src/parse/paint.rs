@@ -86,15 +86,16 @@ pub(super) fn label_people(
 }
 
 /// The learned parser's label map: every person's crop probabilities sampled at each pixel
-/// their crop covers; a pixel the network gives a body or clothing label is claimed, and a
+/// their crop covers (a pixel between cells that disagree by its colour, `guided`); a pixel the network gives a body or clothing label is claimed, and a
 /// pixel two people claim goes to the one whose skeleton is nearer. Returns labels (work
 /// size), per-pixel probability of the label, and the owning person + 1 (0 = nobody).
 pub(super) fn paint_people(
-    (w, h): (u32, u32),
+    image: &RgbImage,
     net: &PersonParser,
     crops: &[CropParse],
     skeletons: &[Skeleton],
 ) -> (GrayImage, Vec<f32>, Vec<u8>) {
+    let (w, h) = image.dimensions();
     let n = (w * h) as usize;
     let mut labels = vec![0u8; n];
     let mut evidence = vec![0.0f32; n];
@@ -120,7 +121,9 @@ pub(super) fn paint_people(
                 let cy = y as f32 + 0.5;
                 for x in x0..x1 {
                     let c = (x as f32 + 0.5, cy);
-                    let Some((label, p)) = crop.label_at(c.0, c.1, &mut scratch) else {
+                    let Some((label, p)) =
+                        crop.label_at(c.0, c.1, image.get_pixel(x, y).0, &mut scratch)
+                    else {
                         continue;
                     };
                     let lip = net.lip(label);
