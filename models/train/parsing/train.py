@@ -312,8 +312,8 @@ def main() -> None:
     rng = random.Random(args.seed)
     step = 0
     log = []
-    # The running mean of the epoch-end weights (--average), in float64 to add up exactly.
-    mean: dict[str, torch.Tensor] = {}
+    # The sum of the epoch-end weights (--average), in float64 to add up exactly.
+    summed: dict[str, torch.Tensor] = {}
     started = time.time()
     for epoch in range(epochs):
         order = list(range(len(photos)))
@@ -367,12 +367,13 @@ def main() -> None:
         if (epoch + 1) % 4 == 0 or epoch + 1 == epochs or args.average:
             entry["watch"] = evaluate(net, v_photos, v_labels, v_rois)
         if args.average:
-            own = net.state_dict()
+            # Copies: state_dict() shares the parameters' storage, which loading the average
+            # below would overwrite, and training goes on from the epoch's own weights.
+            own = {k: v.clone() for k, v in net.state_dict().items()}
             for k, v in own.items():
-                mean[k] = mean.get(k, torch.zeros_like(v, dtype=torch.float64)) + \
-                    (v.double() - mean.get(k, 0.0)) / (epoch + 1)
+                summed[k] = summed.get(k, 0.0) + v.double()
             torch.save(own, out / "last_epoch.pt")
-            averaged = {k: v.to(own[k].dtype) for k, v in mean.items()}
+            averaged = {k: (v / (epoch + 1)).to(own[k].dtype) for k, v in summed.items()}
             torch.save(averaged, out / "last.pt")
             net.load_state_dict(averaged)
             entry["watch_average"] = evaluate(net, v_photos, v_labels, v_rois)
