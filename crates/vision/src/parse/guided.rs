@@ -37,7 +37,7 @@ impl CropParse {
     /// window would need every cell to give it a close second place to win, and leaving it
     /// out makes the blend a few labels instead of every plane.
     pub(super) fn guided_label(&self, fx: f32, fy: f32, colour: [u8; 3]) -> Option<(usize, f32)> {
-        let n = self.probs.len() / (self.width * self.height).max(1);
+        let n = self.planes;
         let (x0, y0) = (fx as i32, fy as i32);
         let (wx, wy) = (spatial(fx - x0 as f32), spatial(fy - y0 as f32));
         let clamped = |c: i32, len: usize| c.clamp(0, len as i32 - 1) as usize;
@@ -124,39 +124,18 @@ fn colour_weights() -> &'static [f32] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use percept_infer::Affine;
 
     /// A 12 × 12 plane, label 0 left of column 6 and label 1 from it, all cells sure; the
     /// crop's colours dark up to column 7 and light from it (the photo's edge one cell right
     /// of the network's).
     fn plane() -> CropParse {
-        let (width, height) = (12, 12);
-        let mut probs = Vec::new();
-        let mut best = Vec::new();
-        let mut colours = Vec::new();
-        for _ in 0..height {
-            for x in 0..width {
-                let label = usize::from(x >= 6);
-                probs.extend([1.0 - label as f32, label as f32]);
-                best.push(label as u16);
-                colours.push(if x >= 7 {
-                    [230, 230, 230]
-                } else {
-                    [20, 20, 20]
-                });
-            }
-        }
-        CropParse {
-            width,
-            height,
-            probs,
-            best,
-            colours,
-            from_image: Affine {
-                m: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
-            },
-            bounds: (0, 0, 12, 12),
-        }
+        CropParse::columns(
+            12,
+            12,
+            1.0,
+            |x| x >= 6,
+            |x| if x >= 7 { [230; 3] } else { [20; 3] },
+        )
     }
 
     #[test]

@@ -242,9 +242,16 @@ impl Parser {
                     .iter()
                     .map(|c| Skeleton::new(&c.pose.landmarks))
                     .collect();
-                tracing::debug!(find = ?t1, networks = ?t0.elapsed(), "parse stages");
+                let t2 = t0.elapsed();
                 let (mut labels, mut evidence, mut owner) =
-                    paint_people(work, net, &crops, &skeletons);
+                    paint_people(work, net.to_lip(), &crops, &skeletons);
+                // Each stage's own time (the stamps are from the start).
+                tracing::debug!(
+                    find = ?t1,
+                    networks = ?t2.saturating_sub(t1),
+                    painting = ?t0.elapsed().saturating_sub(t2),
+                    "parse stages"
+                );
                 let heads: Vec<Head> = candidates
                     .iter()
                     .enumerate()
@@ -280,7 +287,12 @@ impl Parser {
                     _ => None,
                 };
                 let out = label_people(work, &people, learned.as_ref());
-                tracing::debug!(find = ?t1, complete = ?t2, label = ?t0.elapsed(), "parse stages");
+                tracing::debug!(
+                    find = ?t1,
+                    complete = ?t2.saturating_sub(t1),
+                    label = ?t0.elapsed().saturating_sub(t2),
+                    "parse stages"
+                );
                 out
             }
         };

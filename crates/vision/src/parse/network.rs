@@ -38,6 +38,8 @@ pub(crate) struct CropParse {
     /// Plane width and height.
     pub width: usize,
     pub height: usize,
+    /// Labels (planes) per cell.
+    pub planes: usize,
     /// Channel-last probabilities (softmax over the network's labels), `height × width × n`.
     pub probs: Vec<f32>,
     /// Each plane cell's best label (the first of equals), `height × width`; `u16::MAX` for
@@ -70,9 +72,9 @@ impl PersonParser {
         &self.model.spec().name
     }
 
-    /// LIP label value of network label `c`.
-    pub(crate) fn lip(&self, c: usize) -> u8 {
-        self.to_lip.get(c).copied().unwrap_or(0)
+    /// Network label → LIP label value.
+    pub(crate) fn to_lip(&self) -> &[u8] {
+        &self.to_lip
     }
 
     /// Gets the engine ready for `runs` runs at once.
@@ -156,6 +158,7 @@ impl PersonParser {
         Ok(CropParse {
             width,
             height,
+            planes: n,
             probs,
             best,
             colours,
@@ -237,23 +240,36 @@ fn mirrored_labels(to_lip: &[u8]) -> Vec<usize> {
         .collect()
 }
 
+/// Where a photo pixel falls on a crop's label planes (`CropParse::sample`).
+pub(crate) enum Sample {
+    /// The four nearest cells agree on their best label: it, and its bilinearly sampled
+    /// probability.
+    Agreed(usize, f32),
+    /// They disagree: `CropParse::decide` settles the label from the pixel's colour.
+    Boundary(Boundary),
+}
+
+/// A pixel between plane cells that disagree: its plane point and the four nearest cells
+/// (index, bilinear weight).
+pub(crate) struct Boundary {
+    fx: f32,
+    fy: f32,
+    taps: [(usize, f32); 4],
+}
+
 impl CropParse {
-    /// The best network label and its probability at image pixel centre (`x`, `y`), whose
-    /// colour is `colour`: from the bilinearly sampled probabilities where the four nearest
-    /// cells agree, else from the colour-guided window of `guided`; `None` outside the crop.
-    pub(crate) fn label_at(
-        &self,
-        x: f32,
-        y: f32,
-        colour: [u8; 3],
-        scratch: &mut [f32],
-    ) -> Option<(usize, f32)> {
+    /// Where image pixel centre (`x`, `y`) falls on the planes; `None` outside the crop.
+    ///
+    /// Split from `decide` so that a caller can skip the boundary window where the pixel
+    /// would not be this person's anyway (a nearer skeleton owns it): the window costs several
+    /// times a pixel away from a boundary.
+    pub(crate) fn sample(&self, x: f32, y: f32) -> Option<Sample> {
         let (u, v) = self.from_image.apply(x, y);
         let (w, h) = (self.width as f32, self.height as f32);
         if !(0.0..w).contains(&u) || !(0.0..h).contains(&v) {
             return None;
         }
-        let n = scratch.len();
+        let n = self.planes;
         let (fx, fy) = ((u - 0.5).clamp(0.0, w - 1.0), (v - 0.5).clamp(0.0, h - 1.0));
         let (x0, y0) = (fx as usize, fy as usize);
         let (x1, y1) = ((x0 + 1).min(self.width - 1), (y0 + 1).min(self.height - 1));
@@ -267,7 +283,7 @@ impl CropParse {
         // Where the four cells agree on their best label, it is the best of any blend of them
         // too (each cell's share of it is at least its share of any other label, and rounding
         // keeps that order), so only that label is interpolated: the same label and
-        // probability, to the bit, as the blend of every label below (unless rounding makes an
+        // probability, to the bit, as the blend of every label (unless rounding makes an
         // exact tie with a label before it, which the blend would pick), for a fifth of the
         // work on the pixels away from a boundary, most of them (painting the stairs' five
         // people: 149–203 ms before, 107–141 ms after; BENCHMARKS.md, "Parse painting").
@@ -278,19 +294,70 @@ impl CropParse {
             for (i, wgt) in taps {
                 p += wgt * self.probs[i * n + c];
             }
-            return Some((c, p));
+            return Some(Sample::Agreed(c, p));
         }
-        if let Some(found) = self.guided_label(fx, fy, colour) {
-            return Some(found);
+        Some(Sample::Boundary(Boundary { fx, fy, taps }))
+    }
+
+    /// The best network label and its probability at a boundary pixel whose colour is
+    /// `colour`: from the colour-guided window of `guided`, or, for a cell without a best
+    /// label on record, the bilinear blend of every label (`scratch`: one value per plane).
+    pub(crate) fn decide(
+        &self,
+        at: &Boundary,
+        colour: [u8; 3],
+        scratch: &mut [f32],
+    ) -> (usize, f32) {
+        if let Some(found) = self.guided_label(at.fx, at.fy, colour) {
+            return found;
         }
+        let n = self.planes;
         scratch.fill(0.0);
-        for (i, wgt) in taps {
+        for &(i, wgt) in &at.taps {
             for (s, p) in scratch.iter_mut().zip(&self.probs[i * n..(i + 1) * n]) {
                 *s += wgt * p;
             }
         }
         let best = first_max(scratch);
-        Some((best, scratch.get(best).copied().unwrap_or(0.0)))
+        (best, scratch.get(best).copied().unwrap_or(0.0))
+    }
+}
+
+#[cfg(test)]
+impl CropParse {
+    /// A `width` × `height` plane over the same photo pixels (one cell per pixel), two
+    /// labels: column `x` is label 1 where `person(x)`, with probability `p`, else label 0
+    /// with `p`; the crop's colour at column `x` is `colour(x)`.
+    pub(crate) fn columns(
+        width: usize,
+        height: usize,
+        p: f32,
+        person: impl Fn(usize) -> bool,
+        colour: impl Fn(usize) -> [u8; 3],
+    ) -> Self {
+        let mut probs = Vec::new();
+        let mut best = Vec::new();
+        let mut colours = Vec::new();
+        for _ in 0..height {
+            for x in 0..width {
+                let mine = person(x);
+                probs.extend(if mine { [1.0 - p, p] } else { [p, 1.0 - p] });
+                best.push(u16::from(mine));
+                colours.push(colour(x));
+            }
+        }
+        Self {
+            width,
+            height,
+            planes: 2,
+            probs,
+            best,
+            colours,
+            from_image: Affine {
+                m: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
+            },
+            bounds: (0, 0, width as u32, height as u32),
+        }
     }
 }
 
@@ -374,6 +441,16 @@ impl Skeleton {
         Self {
             bones,
             torso,
+            scale,
+        }
+    }
+
+    /// A skeleton of the given bones and no torso, for tests.
+    #[cfg(test)]
+    pub(crate) fn of_bones(bones: Vec<((f32, f32), (f32, f32))>, scale: f32) -> Self {
+        Self {
+            bones,
+            torso: None,
             scale,
         }
     }

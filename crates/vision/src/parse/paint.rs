@@ -10,7 +10,7 @@ use super::colour::LabImage;
 use super::geometry::inside_polygon;
 use super::labels::id;
 use super::learned::LearnedLabels;
-use super::network::{CropParse, PersonParser, Skeleton};
+use super::network::{CropParse, Sample, Skeleton};
 use crate::PersonLandmarks;
 
 /// Labels every person's pixels. Returns the label map (work size), per-pixel evidence, and
@@ -91,7 +91,7 @@ pub(super) fn label_people(
 /// size), per-pixel probability of the label, and the owning person + 1 (0 = nobody).
 pub(super) fn paint_people(
     image: &RgbImage,
-    net: &PersonParser,
+    to_lip: &[u8],
     crops: &[CropParse],
     skeletons: &[Skeleton],
 ) -> (GrayImage, Vec<f32>, Vec<u8>) {
@@ -100,9 +100,8 @@ pub(super) fn paint_people(
     let mut labels = vec![0u8; n];
     let mut evidence = vec![0.0f32; n];
     let mut owner = vec![0u8; n];
-    let planes = crops
-        .first()
-        .map_or(0, |c| c.probs.len() / (c.width * c.height).max(1));
+    let planes = crops.first().map_or(0, |c| c.planes);
+    let lip = |label: usize| to_lip.get(label).copied().unwrap_or(id::BACKGROUND);
     labels
         .par_chunks_mut(w as usize)
         .zip(evidence.par_chunks_mut(w as usize))
@@ -121,29 +120,39 @@ pub(super) fn paint_people(
                 let cy = y as f32 + 0.5;
                 for x in x0..x1 {
                     let c = (x as f32 + 0.5, cy);
-                    let Some((label, p)) =
-                        crop.label_at(c.0, c.1, image.get_pixel(x, y).0, &mut scratch)
-                    else {
+                    let Some(sample) = crop.sample(c.0, c.1) else {
                         continue;
                     };
-                    let lip = net.lip(label);
-                    if lip == id::BACKGROUND {
-                        continue;
-                    }
                     let i = x as usize;
-                    if owner[i] != 0 {
-                        let other = &skeletons[(owner[i] - 1) as usize];
-                        if nearest[i].is_nan() {
-                            nearest[i] = other.distance(c);
+                    // A boundary pixel asks who is nearer before its window is weighed (the
+                    // window costs more than two skeleton distances; in a group the crops
+                    // overlap, and many of their boundaries lie on a nearer person); any other
+                    // pixel after its label, as a background label settles it for free.
+                    let (label, p, d) = match sample {
+                        Sample::Agreed(label, p) => {
+                            if lip(label) == id::BACKGROUND {
+                                continue;
+                            }
+                            let Some(d) = nearer(k, owner[i], &mut nearest[i], skeletons, c) else {
+                                continue;
+                            };
+                            (label, p, d)
                         }
-                        let d = skeletons[k].distance(c);
-                        if d >= nearest[i] {
-                            continue;
+                        Sample::Boundary(at) => {
+                            let Some(d) = nearer(k, owner[i], &mut nearest[i], skeletons, c) else {
+                                continue;
+                            };
+                            let (label, p) =
+                                crop.decide(&at, image.get_pixel(x, y).0, &mut scratch);
+                            if lip(label) == id::BACKGROUND {
+                                continue;
+                            }
+                            (label, p, d)
                         }
-                        nearest[i] = d;
-                    }
+                    };
+                    nearest[i] = d;
                     owner[i] = (k + 1) as u8;
-                    labels[i] = lip;
+                    labels[i] = lip(label);
                     evidence[i] = p;
                 }
             }
@@ -153,6 +162,26 @@ pub(super) fn paint_people(
         evidence,
         owner,
     )
+}
+
+/// Person `k`'s skeleton distance at `c` when it is nearer than the pixel's `owner`'s (+ 1; 0
+/// = nobody, then NaN: the distance is worked out only once a second person claims the
+/// pixel); `None` when the owner is nearer. `nearest` caches the owner's distance.
+fn nearer(
+    k: usize,
+    owner: u8,
+    nearest: &mut f32,
+    skeletons: &[Skeleton],
+    c: (f32, f32),
+) -> Option<f32> {
+    if owner == 0 {
+        return Some(f32::NAN);
+    }
+    if nearest.is_nan() {
+        *nearest = skeletons[usize::from(owner - 1)].distance(c);
+    }
+    let d = skeletons[k].distance(c);
+    (d < *nearest).then_some(d)
 }
 
 /// The label of one pixel of a person and how well it fits (0.5 = a coin toss, 1 = clear).
@@ -264,4 +293,76 @@ pub(super) fn upper_label(body: &Body) -> u8 {
 
 pub(super) fn lower_label(body: &Body) -> u8 {
     body.lower
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W: usize = 16;
+    const H: usize = 4;
+
+    /// A crop over the whole 16 × 4 photo, one plane cell per pixel, two network labels
+    /// (background, upper clothes); `person(x)` says which columns the network gives the
+    /// person (p 0.9); the crop's colour is light over the person, dark elsewhere.
+    fn crop(person: impl Fn(usize) -> bool + Copy) -> CropParse {
+        CropParse::columns(W, H, 0.9, person, |x| {
+            if person(x) { [200; 3] } else { [20; 3] }
+        })
+    }
+
+    /// A person standing at column `x`.
+    fn standing_at(x: f32) -> Skeleton {
+        Skeleton::of_bones(vec![((x, 0.0), (x, H as f32))], 1.0)
+    }
+
+    /// Person 1 stands at column 2 and their network claims columns 0–9 and 14–15; person 2
+    /// stands at column 13 and claims 6–13. Where both claim a pixel, the nearer skeleton
+    /// takes it (a tie stays with the first); column 5, light in the photo, is a boundary
+    /// pixel person 2's window would call theirs by its colour, and stays person 1's; a
+    /// pixel only the farther person's network claims (14–15) is theirs.
+    #[test]
+    fn a_pixel_two_people_claim_goes_to_the_nearer_skeleton() {
+        let crops = [
+            crop(|x| !(10..14).contains(&x)),
+            crop(|x| (6..14).contains(&x)),
+        ];
+        let skeletons = [standing_at(2.0), standing_at(13.0)];
+        let image = RgbImage::from_fn(W as u32, H as u32, |x, _| {
+            image::Rgb(if x == 5 { [200; 3] } else { [128; 3] })
+        });
+        // The premise: on its own, person 2's window takes column 5.
+        let Some(Sample::Boundary(at)) = crops[1].sample(5.5, 0.5) else {
+            panic!("column 5 is not on person 2's boundary");
+        };
+        assert_eq!(crops[1].decide(&at, [200; 3], &mut [0.0; 2]).0, 1);
+        let to_lip = [id::BACKGROUND, id::UPPER_CLOTHES];
+        let (labels, evidence, owner) = paint_people(&image, &to_lip, &crops, &skeletons);
+        let expected: Vec<u8> = (0..W)
+            .map(|x| match x {
+                0..=7 | 14.. => 1,
+                _ => 2,
+            })
+            .collect();
+        for y in 0..H {
+            assert_eq!(&owner[y * W..(y + 1) * W], &expected[..], "row {y}");
+        }
+        assert!(labels.pixels().all(|p| p.0[0] == id::UPPER_CLOTHES));
+        assert!(
+            evidence.iter().all(|&p| p > 0.5 && p <= 1.0),
+            "{evidence:?}"
+        );
+    }
+
+    /// Pixels no network gives a body or clothing label stay nobody's background.
+    #[test]
+    fn background_everywhere_leaves_every_pixel_unowned() {
+        let crops = [crop(|_| false)];
+        let image = RgbImage::from_pixel(W as u32, H as u32, image::Rgb([128, 128, 128]));
+        let to_lip = [id::BACKGROUND, id::UPPER_CLOTHES];
+        let (labels, evidence, owner) = paint_people(&image, &to_lip, &crops, &[standing_at(2.0)]);
+        assert!(owner.iter().all(|&o| o == 0));
+        assert!(labels.pixels().all(|p| p.0[0] == id::BACKGROUND));
+        assert!(evidence.iter().all(|&p| p == 0.0));
+    }
 }
