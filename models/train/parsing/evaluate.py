@@ -70,9 +70,15 @@ def run_parser(percept: str, photos: Path, out: Path, parser: str) -> float:
     out.mkdir(parents=True, exist_ok=True)
     name, _, extra = parser.partition(":")
     options = [f"parser={name}"] + [o for o in extra.split(";") if o]
+    # From the repository's root, whatever the caller's folder: percept looks for ONNX Runtime
+    # in ./.ort first (scripts/fetch-ort), and metrics.json's figures are ONNX Runtime's. Run
+    # from elsewhere, it fell back to tract without a word.
+    if os.sep in percept:
+        percept = os.path.abspath(percept)
     started = time.time()
-    subprocess.run([percept, "batch", "parse", str(photos), "-o", str(out), "--jobs", "1",
-                    "--force"] + [a for o in options for a in ("-O", o)], check=True)
+    subprocess.run([percept, "batch", "parse", str(photos.resolve()), "-o", str(out.resolve()),
+                    "--jobs", "1", "--force"] + [a for o in options for a in ("-O", o)],
+                   check=True, cwd=paths.REPO)
     return time.time() - started
 
 
