@@ -29,9 +29,11 @@ const OFFSETS: usize = 64;
 const COLOUR_STEP: i32 = 32;
 
 impl CropParse {
-    /// The label, and its share of the blend, at plane point (`fx`, `fy`) (cell centres at
-    /// whole numbers, clamped inside the plane) for a photo pixel of `colour`; `None` when a
-    /// cell of the window has no best label on record (a network of over 65 534 labels).
+    /// The label, and its probability averaged over the window with the window's weights (the
+    /// weights sum to 1, so this is a probability, whatever the other labels get), at plane
+    /// point (`fx`, `fy`) (cell centres at whole numbers, clamped inside the plane) for a
+    /// photo pixel of `colour`; `None` when a cell of the window has no best label on record
+    /// (a network of over 65 534 labels).
     ///
     /// Only labels that are some window cell's best are blended: a label best nowhere in the
     /// window would need every cell to give it a close second place to win, and leaving it

@@ -86,9 +86,10 @@ pub(super) fn label_people(
 }
 
 /// The learned parser's label map: every person's crop probabilities sampled at each pixel
-/// their crop covers (a pixel between cells that disagree by its colour, `guided`); a pixel the network gives a body or clothing label is claimed, and a
-/// pixel two people claim goes to the one whose skeleton is nearer. Returns labels (work
-/// size), per-pixel probability of the label, and the owning person + 1 (0 = nobody).
+/// their crop covers (a pixel between cells that disagree decided by its colour, `guided`);
+/// a pixel the network gives a body or clothing label is claimed, and a pixel two people
+/// claim goes to the one whose skeleton is nearer. Returns labels (work size), per-pixel
+/// probability of the label, and the owning person + 1 (0 = nobody).
 pub(super) fn paint_people(
     image: &RgbImage,
     to_lip: &[u8],
@@ -130,7 +131,8 @@ pub(super) fn paint_people(
                     // pixel after its label, as a background label settles it for free.
                     let (label, p, d) = match sample {
                         Sample::Agreed(label, p) => {
-                            if lip(label) == id::BACKGROUND {
+                            let label = lip(label);
+                            if label == id::BACKGROUND {
                                 continue;
                             }
                             let Some(d) = nearer(k, owner[i], &mut nearest[i], skeletons, c) else {
@@ -144,7 +146,8 @@ pub(super) fn paint_people(
                             };
                             let (label, p) =
                                 crop.decide(&at, image.get_pixel(x, y).0, &mut scratch);
-                            if lip(label) == id::BACKGROUND {
+                            let label = lip(label);
+                            if label == id::BACKGROUND {
                                 continue;
                             }
                             (label, p, d)
@@ -152,7 +155,7 @@ pub(super) fn paint_people(
                     };
                     nearest[i] = d;
                     owner[i] = (k + 1) as u8;
-                    labels[i] = lip(label);
+                    labels[i] = label;
                     evidence[i] = p;
                 }
             }
