@@ -30,6 +30,15 @@ pub trait Session: Send + Sync {
     /// model percept ships); outputs follow the manifest's `outputs` order.
     fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>>;
 
+    /// Runs the model as one of several runs its caller starts at once (both views of a
+    /// crop, several people side by side): such a run never takes the cores an idle engine
+    /// lends a lone run (ONNX Runtime's wide session), even when it happens to start first,
+    /// because its siblings would then share those cores with it. Engines without such a
+    /// session run it as [`Session::run`].
+    fn run_beside(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        self.run(inputs)
+    }
+
     /// The engine behind this session.
     fn engine(&self) -> EngineKind;
 

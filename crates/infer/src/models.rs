@@ -41,7 +41,17 @@ impl LoadedModel {
 
     /// Runs the model on one input tensor.
     pub fn run(&self, input: &Tensor) -> Result<Vec<Tensor>> {
-        let outputs = self.session.run(std::slice::from_ref(input))?;
+        self.checked(self.session.run(std::slice::from_ref(input))?)
+    }
+
+    /// Runs the model on one input tensor as one of several runs the caller starts at once
+    /// ([`Session::run_beside`]).
+    pub fn run_beside(&self, input: &Tensor) -> Result<Vec<Tensor>> {
+        self.checked(self.session.run_beside(std::slice::from_ref(input))?)
+    }
+
+    /// `outputs`, if there are as many as the manifest lists.
+    fn checked(&self, outputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
         if outputs.len() != self.spec.outputs.len() {
             return Err(InferError::Shape(format!(
                 "model `{}` gave {} outputs, the manifest lists {}",

@@ -556,6 +556,40 @@ const SHRINK_ABOVE_VALUES: usize = 1_000_000;
 
 impl Session for OrtSession {
     fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        self.run_with(inputs, true)
+    }
+
+    fn run_beside(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        // A run that starts first of its caller's batch sees no other in flight, but its
+        // siblings follow at once: on the wide session it would share the cores with them
+        // (parsing three people at 512×512, both views: 5–11 % faster; BENCHMARKS.md "Parse
+        // runs beside each other").
+        self.run_with(inputs, false)
+    }
+
+    fn engine(&self) -> EngineKind {
+        EngineKind::Ort
+    }
+    fn reserve(&self, runs: usize) -> Result<()> {
+        let wanted = runs.min(self.engine.max_sessions);
+        loop {
+            {
+                let mut pool = self.lock();
+                if pool.created >= wanted {
+                    return Ok(());
+                }
+                pool.created += 1;
+            }
+            let session = self.build_counted()?;
+            self.lock().idle.push(session);
+            self.returned.notify_one();
+        }
+    }
+}
+
+impl OrtSession {
+    /// One run; `may_go_wide`: it may take the wide session if it starts alone.
+    fn run_with(&self, inputs: &[Tensor], may_go_wide: bool) -> Result<Vec<Tensor>> {
         let [input] = inputs else {
             return Err(InferError::Shape(format!(
                 "model `{}` takes one input, got {}",
@@ -578,7 +612,7 @@ impl Session for OrtSession {
             None
         };
         let busy = Busy::enter(&self.engine.busy);
-        let mut wide = if busy.alone && input.len() > WIDE_ABOVE_VALUES {
+        let mut wide = if may_go_wide && busy.alone && input.len() > WIDE_ABOVE_VALUES {
             self.wide
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -615,27 +649,6 @@ impl Session for OrtSession {
         result
     }
 
-    fn engine(&self) -> EngineKind {
-        EngineKind::Ort
-    }
-    fn reserve(&self, runs: usize) -> Result<()> {
-        let wanted = runs.min(self.engine.max_sessions);
-        loop {
-            {
-                let mut pool = self.lock();
-                if pool.created >= wanted {
-                    return Ok(());
-                }
-                pool.created += 1;
-            }
-            let session = self.build_counted()?;
-            self.lock().idle.push(session);
-            self.returned.notify_one();
-        }
-    }
-}
-
-impl OrtSession {
     /// The outputs in graph order, as tract gives them.
     fn extract(&self, outputs: &ort::session::SessionOutputs<'_>) -> Result<Vec<Tensor>> {
         outputs
@@ -656,7 +669,8 @@ impl OrtSession {
 }
 
 /// Inputs larger than this (CenterFace above ~320×320, the parser's 384×288 crop) run on every
-/// core when nothing else runs; smaller ones gain less than the threads' wake-ups cost.
+/// core when nothing else runs (and the caller does not start others with it,
+/// [`Session::run_beside`]); smaller ones gain less than the threads' wake-ups cost.
 pub const WIDE_ABOVE_VALUES: usize = 300_000;
 
 /// One run in flight on an engine, counted while it lives.

@@ -31,12 +31,19 @@ fn input(model: &LoadedModel) -> Tensor {
     tensor
 }
 
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    a.data()
-        .iter()
-        .zip(b.data())
-        .map(|(p, q)| (p - q).abs())
-        .fold(0.0f32, f32::max)
+/// The two runs' outputs agree (float kernels differ only in summation order).
+fn assert_same(want: &[Tensor], got: &[Tensor]) {
+    assert_eq!(want.len(), got.len());
+    for (a, b) in want.iter().zip(got) {
+        assert_eq!(a.shape(), b.shape());
+        let diff = a
+            .data()
+            .iter()
+            .zip(b.data())
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0f32, f32::max);
+        assert!(diff < 1e-3, "outputs differ by {diff}");
+    }
 }
 
 #[test]
@@ -55,12 +62,7 @@ fn a_lone_run_on_every_core_gives_the_one_thread_answer() {
         "the lone run was not wide"
     );
     assert_eq!(narrow_engine.wide_runs(), 0, "idle_threads 1 ran wide");
-    assert_eq!(a.len(), b.len());
-    for (a, b) in a.iter().zip(&b) {
-        assert_eq!(a.shape(), b.shape());
-        let diff = max_abs_diff(a, b);
-        assert!(diff < 1e-3, "outputs differ by {diff}");
-    }
+    assert_same(&a, &b);
 }
 
 #[test]
@@ -78,12 +80,28 @@ fn overlapping_runs_all_answer_the_same() {
         for h in handles {
             // Every run answered; how many were wide depends on the scheduling.
             for got in h.join().unwrap() {
-                for (a, b) in want.iter().zip(&got) {
-                    let diff = max_abs_diff(a, b);
-                    assert!(diff < 1e-3, "outputs differ by {diff}");
-                }
+                assert_same(&want, &got);
             }
         }
     });
     assert!(engine.wide_runs() >= 1);
+}
+
+#[test]
+fn a_run_started_beside_others_never_takes_the_wide_session() {
+    let Some((model, engine)) = centerface(2) else {
+        return;
+    };
+    let x = input(&model);
+    let want = model.run(&x).unwrap();
+    let before = engine.wide_runs();
+    assert!(before >= 1, "the lone run was not wide");
+    // Alone on the engine, but its caller says others start with it.
+    let got = model.run_beside(&x).unwrap();
+    assert_eq!(
+        engine.wide_runs(),
+        before,
+        "a run beside others took the wide session"
+    );
+    assert_same(&want, &got);
 }

@@ -14,7 +14,8 @@
 //! `PERCEPT_MODELS_DIR` reads the models from another folder (default the repository's
 //! `models/`), as the binary does.
 //! `PERCEPT_ENGINE=tract|ort|auto` picks the engine (default auto: ONNX Runtime when
-//! `scripts/fetch-ort` has put its library in `.ort/`).
+//! `scripts/fetch-ort` has put its library in `.ort/`); `PERCEPT_IDLE_THREADS=N` gives a large
+//! ONNX Runtime run that starts alone N threads (default every core; 1 turns it off).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -73,8 +74,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
+    // PERCEPT_IDLE_THREADS: threads of a large run that starts alone (default every core).
+    let idle = std::env::var("PERCEPT_IDLE_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let options = EngineOptions {
         intra_threads: intra,
+        idle_threads: idle,
         ..EngineOptions::default()
     };
     let load = |names: &[&str]| Models::load_choice(&dir, names, choice, &options);

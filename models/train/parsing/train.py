@@ -174,6 +174,22 @@ def lovasz_softmax(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.stack(losses).mean()
 
 
+# Output plane -> the plane of the other side (left and right arm, leg, shoe): a mirrored
+# crop's left arm is the person's right arm.
+MIRRORED = list(range(NUM_CLASSES))
+for _a, _b in FLIP_PAIRS:
+    MIRRORED[_a], MIRRORED[_b] = _b, _a
+
+
+@torch.no_grad()
+def two_views(net, x: torch.Tensor) -> torch.Tensor:
+    """Log of the average softmax of `net` on the crops `x` (N, H, W, 3) and on their mirror
+    images, flipped back with left and right swapped: what percept computes with mirror=true."""
+    plain = net(x).softmax(1)
+    mirrored = net(x.flip(2)).softmax(1).flip(3)[:, MIRRORED]
+    return (0.5 * (plain + mirrored)).clamp(min=1e-8).log()
+
+
 @torch.no_grad()
 def evaluate(net, photos, labels, rois) -> dict:
     net.eval()
@@ -243,6 +259,11 @@ def main() -> None:
     ap.add_argument("--distil", type=float, default=1.0,
                     help="with --teacher: weight of the KL divergence from the teacher's softmax, "
                          "at the network's own output resolution")
+    ap.add_argument("--teacher-views", type=int, choices=(1, 2), default=1,
+                    help="with --teacher: 2 = the teacher's softmax is the average of its two "
+                         "views, the crop and its mirror image (flipped back, left and right "
+                         "swapped), as percept's mirror=true; the student learns from one view "
+                         "what two give")
     ap.add_argument("--freeze-trunk", action="store_true",
                     help="train only what follows the trunk; with a teacher of the same trunk, "
                          "the trunk runs once for both")
@@ -353,9 +374,12 @@ def main() -> None:
                 loss = loss + args.lovasz * lovasz_softmax(raw, small.long())
             if teacher is not None:
                 with torch.no_grad():
-                    taught = teacher.decode(features) if shared_trunk else teacher(x)
-                loss = loss + args.distil * F.kl_div(raw.log_softmax(1), taught.log_softmax(1),
-                                                     log_target=True, reduction="none").sum(1).mean()
+                    if args.teacher_views == 2:
+                        taught = two_views(teacher, x)
+                    else:
+                        taught = (teacher.decode(features) if shared_trunk else teacher(x)).log_softmax(1)
+                loss = loss + args.distil * F.kl_div(raw.log_softmax(1), taught, log_target=True,
+                                                     reduction="none").sum(1).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -236,7 +236,7 @@ impl Parser {
             Some(net) => {
                 let crops: Vec<CropParse> = candidates
                     .par_iter()
-                    .map(|c| net.run(work, &c.pose.roi, options.mirror))
+                    .map(|c| net.run(work, &c.pose.roi, options.mirror, candidates.len() > 1))
                     .collect::<Result<_>>()?;
                 let skeletons: Vec<Skeleton> = candidates
                     .iter()

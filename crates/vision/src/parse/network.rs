@@ -91,11 +91,15 @@ impl PersonParser {
     /// probability maps are averaged (the mirrored one flipped back, its left and right labels
     /// swapped): the network was trained on mirrored crops too, and the average of two views
     /// is steadier than either at twice the network's cost.
+    ///
+    /// `others`: other people's crops are parsed at the same time, so every run here runs
+    /// beside others (`LoadedModel::run_beside`), as both views always do.
     pub(crate) fn run(
         &self,
         image: &RgbImage,
         roi: &RotatedRect,
         mirror: bool,
+        others: bool,
     ) -> Result<CropParse> {
         let side = roi.width.max(roi.height);
         let roi = RotatedRect {
@@ -109,10 +113,11 @@ impl PersonParser {
         // rounds instead of four if each person ran its views in turn.
         let ((height, width, mut probs), flipped) = if mirror {
             let mirrored = imageops::flip_horizontal(&crop);
-            let (plain, flipped) = rayon::join(|| self.infer(&crop), || self.infer(&mirrored));
+            let (plain, flipped) =
+                rayon::join(|| self.infer(&crop, true), || self.infer(&mirrored, true));
             (plain?, Some(flipped?.2))
         } else {
-            (self.infer(&crop)?, None)
+            (self.infer(&crop, others)?, None)
         };
         if let Some(flipped) = flipped {
             let n = self.to_lip.len();
@@ -168,10 +173,14 @@ impl PersonParser {
     }
 
     /// The network on one crop: plane height, width and softmax probabilities, channel-last.
-    fn infer(&self, crop: &RgbImage) -> Result<(usize, usize, Vec<f32>)> {
-        let outputs = self
-            .model
-            .run(&rgb_to_tensor(crop, &self.model.spec().input))?;
+    /// `beside`: other runs of this parse start at the same time.
+    fn infer(&self, crop: &RgbImage, beside: bool) -> Result<(usize, usize, Vec<f32>)> {
+        let input = rgb_to_tensor(crop, &self.model.spec().input);
+        let outputs = if beside {
+            self.model.run_beside(&input)?
+        } else {
+            self.model.run(&input)?
+        };
         let scores = outputs
             .get(self.output)
             .ok_or_else(|| VisionError::Output("missing segmentation output".into()))?;
