@@ -92,8 +92,10 @@ impl PersonParser {
     /// swapped): the network was trained on mirrored crops too, and the average of two views
     /// is steadier than either at twice the network's cost.
     ///
-    /// `others`: other people's crops are parsed at the same time, so every run here runs
-    /// beside others (`LoadedModel::run_beside`), as both views always do.
+    /// `others`: other people's crops are parsed at the same time. Then, as with both views,
+    /// the runs go side by side (`LoadedModel::run_beside`), unless the thread pool has one
+    /// thread (`percept batch --jobs 1`): there they run in turn, and each may take the cores
+    /// an idle engine lends a lone run.
     pub(crate) fn run(
         &self,
         image: &RgbImage,
@@ -111,13 +113,16 @@ impl PersonParser {
             crop_rotated_with(image, &roi, self.input.0, self.input.1, Border::Replicate)?;
         // The two views run side by side (rayon): three people are six runs on two cores, three
         // rounds instead of four if each person ran its views in turn.
+        let parallel = rayon::current_num_threads() > 1;
         let ((height, width, mut probs), flipped) = if mirror {
             let mirrored = imageops::flip_horizontal(&crop);
-            let (plain, flipped) =
-                rayon::join(|| self.infer(&crop, true), || self.infer(&mirrored, true));
+            let (plain, flipped) = rayon::join(
+                || self.infer(&crop, parallel),
+                || self.infer(&mirrored, parallel),
+            );
             (plain?, Some(flipped?.2))
         } else {
-            (self.infer(&crop, others)?, None)
+            (self.infer(&crop, others && parallel)?, None)
         };
         if let Some(flipped) = flipped {
             let n = self.to_lip.len();
