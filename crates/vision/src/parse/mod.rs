@@ -234,9 +234,14 @@ impl Parser {
         let seeds: Vec<&'static str> = candidates.iter().map(|c| c.seed.name()).collect();
         let (labels, evidence, owner) = match network {
             Some(net) => {
+                // Several runs go side by side (both views, or several people) only on a pool
+                // of two or more threads; on one (`percept batch --jobs 1`) they go in turn,
+                // and each may then take the cores an idle engine lends a lone run.
+                let beside =
+                    rayon::current_num_threads() > 1 && (options.mirror || candidates.len() > 1);
                 let crops: Vec<CropParse> = candidates
                     .par_iter()
-                    .map(|c| net.run(work, &c.pose.roi, options.mirror, candidates.len() > 1))
+                    .map(|c| net.run(work, &c.pose.roi, options.mirror, beside))
                     .collect::<Result<_>>()?;
                 let skeletons: Vec<Skeleton> = candidates
                     .iter()

@@ -92,16 +92,15 @@ impl PersonParser {
     /// swapped): the network was trained on mirrored crops too, and the average of two views
     /// is steadier than either at twice the network's cost.
     ///
-    /// `others`: other people's crops are parsed at the same time. Then, as with both views,
-    /// the runs go side by side (`LoadedModel::run_beside`), unless the thread pool has one
-    /// thread (`percept batch --jobs 1`): there they run in turn, and each may take the cores
-    /// an idle engine lends a lone run.
+    /// `beside`: other runs of the parse start at the same time as these (`Parser::parse`
+    /// decides), so none of them may take the cores an idle engine lends a lone run
+    /// (`LoadedModel::run_beside`).
     pub(crate) fn run(
         &self,
         image: &RgbImage,
         roi: &RotatedRect,
         mirror: bool,
-        others: bool,
+        beside: bool,
     ) -> Result<CropParse> {
         let side = roi.width.max(roi.height);
         let roi = RotatedRect {
@@ -113,16 +112,15 @@ impl PersonParser {
             crop_rotated_with(image, &roi, self.input.0, self.input.1, Border::Replicate)?;
         // The two views run side by side (rayon): three people are six runs on two cores, three
         // rounds instead of four if each person ran its views in turn.
-        let parallel = rayon::current_num_threads() > 1;
         let ((height, width, mut probs), flipped) = if mirror {
             let mirrored = imageops::flip_horizontal(&crop);
             let (plain, flipped) = rayon::join(
-                || self.infer(&crop, parallel),
-                || self.infer(&mirrored, parallel),
+                || self.infer(&crop, beside),
+                || self.infer(&mirrored, beside),
             );
             (plain?, Some(flipped?.2))
         } else {
-            (self.infer(&crop, others && parallel)?, None)
+            (self.infer(&crop, beside)?, None)
         };
         if let Some(flipped) = flipped {
             let n = self.to_lip.len();
@@ -178,7 +176,7 @@ impl PersonParser {
     }
 
     /// The network on one crop: plane height, width and softmax probabilities, channel-last.
-    /// `beside`: other runs of this parse start at the same time.
+    /// `beside`: as in [`PersonParser::run`].
     fn infer(&self, crop: &RgbImage, beside: bool) -> Result<(usize, usize, Vec<f32>)> {
         let input = rgb_to_tensor(crop, &self.model.spec().input);
         let outputs = if beside {
