@@ -80,12 +80,17 @@ def trunk_graph(pose_onnx: str, deep: bool = False) -> onnx.ModelProto:
     return model
 
 
-# The head over the trunk: "wide" (the shipped weights until the narrow head) or "narrow".
-HEADS = ("wide", "narrow")
+# The head over the trunk: "wide" (stages 1-8), "narrow" (tried, not shipped), "s4" (labels at
+# stride 4: stages 9 and 10) or "s4d" (s4 corrected at stride 2: stage 11, shipped).
+HEADS = ("wide", "narrow", "s4", "s4d")
 
 
 def head_of(weights: dict) -> str:
     """Which head a state dict was trained with."""
+    if any(k.startswith("detail.") for k in weights):
+        return "s4d"
+    if any(k.startswith("refine4.") for k in weights):
+        return "s4"
     return "narrow" if any(k.startswith("refine64.") for k in weights) else "wide"
 
 
@@ -97,7 +102,7 @@ def network_for(pose_onnx: str, weights: dict) -> "ParsingNet":
 
 
 class ParsingNet(nn.Module):
-    """BlazePose trunk + a light two-scale head; with `context`, a branch that adds the
+    """BlazePose trunk + a light head over two scales (`HEADS`); with `context`, a branch that adds the
     encoder's deepest features (and their mean over the crop) to the head's stride-4 features.
 
     Why the branch: the decoder hands the head 48 channels, summed from every depth; telling a
@@ -131,7 +136,36 @@ class ParsingNet(nn.Module):
         # they train.
         self.reduce64 = nn.Sequential(nn.Conv2d(48, 64, 3, padding=1), nn.ReLU(inplace=True))
         self.refine64 = None
-        if head == "wide":
+        self.refine4 = None
+        self.detail = None
+        if head in ("s4", "s4d"):
+            # The wide head's two 3x3 convolutions at stride 2 were 42 % of a network run
+            # (ONNX Runtime's profile) and percept runs it twice per person: here the 3x3 work
+            # is a residual pair of 3x3 64->64 at stride 4 and the labels come out at 1/4 of
+            # the input (96x72); the second convolution starts small, so the resumed features
+            # pass through nearly unchanged (README, stages 9-11).
+            self.refine4 = nn.Sequential(nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(inplace=True),
+                                         nn.Conv2d(64, 64, 3, padding=1))
+            with torch.no_grad():
+                self.refine4[2].weight.mul_(0.1)
+                self.refine4[2].bias.zero_()
+            self.classify = nn.Conv2d(64, NUM_CLASSES, 1)
+            if head == "s4d":
+                # The stride-4 logits upsampled and corrected at stride 2 from the trunk's
+                # 8-channel stride-2 features: a depthwise 3x3 and two 1x1s, the last at zero
+                # (the s4 network's output, upsampled, to start from). s4 alone lost hair, skin
+                # and garment boundaries to its 4-pixel cells (watched coarse 0.700 vs the wide
+                # head's 0.717); this wins them back (0.714) for about 7 ms a run.
+                self.detail = nn.Sequential(
+                    nn.Conv2d(NUM_CLASSES + 8, NUM_CLASSES + 8, 3, padding=1,
+                              groups=NUM_CLASSES + 8),
+                    nn.Conv2d(NUM_CLASSES + 8, 32, 1),
+                    nn.ReLU(inplace=True),
+                    nn.Conv2d(32, NUM_CLASSES, 1),
+                )
+                nn.init.zeros_(self.detail[-1].weight)
+                nn.init.zeros_(self.detail[-1].bias)
+        elif head == "wide":
             self.fuse128 = nn.Sequential(
                 nn.Conv2d(64 + 8, 48, 3, padding=1),
                 nn.ReLU(inplace=True),
@@ -165,8 +199,8 @@ class ParsingNet(nn.Module):
         return tuple(self.trunk(x))
 
     def decode(self, features: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """Logits at half the input's resolution from the trunk's features (train.py's
-        distillation runs the trunk once for the teacher and the student)."""
+        """Logits at half the input's resolution (a quarter for "s4") from the trunk's features
+        (train.py's distillation runs the trunk once for the teacher and the student)."""
         if self.context is None:
             f64, f128 = features
             h = self.reduce64(f64)
@@ -176,6 +210,13 @@ class ParsingNet(nn.Module):
             c = self.context(deep) + self.scene(deep.mean(dim=(2, 3), keepdim=True))
             h = h + nn.functional.interpolate(c, scale_factor=8.0, mode="bilinear",
                                               align_corners=False)
+        if self.refine4 is not None:
+            logits = self.classify(h + self.refine4(h))
+            if self.detail is None:
+                return logits
+            up = nn.functional.interpolate(logits, scale_factor=2.0, mode="bilinear",
+                                           align_corners=False)
+            return up + self.detail(torch.cat([up, f128], dim=1))
         if self.refine64 is not None:
             h = h + self.refine64(h)
         h = nn.functional.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False)

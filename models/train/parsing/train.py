@@ -291,7 +291,7 @@ def main() -> None:
         new = ("context.", "scene.")
         if head_of(state) != args.head:
             # A new head on resumed features: what has the same name and shape is kept.
-            new += ("refine64.", "fuse128.", "classify.")
+            new += ("refine64.", "refine4.", "detail.", "fuse128.", "classify.")
             own = net.state_dict()
             state = {k: v for k, v in state.items()
                      if not k.startswith(new) or (k in own and own[k].shape == v.shape)}
@@ -378,6 +378,9 @@ def main() -> None:
                         taught = two_views(teacher, x)
                     else:
                         taught = (teacher.decode(features) if shared_trunk else teacher(x)).log_softmax(1)
+                    if taught.shape[2:] != raw.shape[2:]:
+                        # A coarser student: the teacher's probabilities averaged over its cells.
+                        taught = F.adaptive_avg_pool2d(taught.exp(), raw.shape[2:]).clamp(min=1e-8).log()
                 loss = loss + args.distil * F.kl_div(raw.log_softmax(1), taught, log_target=True,
                                                      reduction="none").sum(1).mean()
             opt.zero_grad()

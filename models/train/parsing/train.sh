@@ -47,6 +47,19 @@ for stage in 6 7; do
   "$venv/bin/python" train.py --ccp "$ccp" --resume "$repo/target/parsing-train/stage$stage.pt" \
     --anneal 8 --lr-start 0.5 --rotate 30 --neighbours 0.5 --context --lovasz 1.0
 done
+# Then the shipped head ("s4d", net.py): the stride-2 stage gone, the labels at stride 4 with a
+# cheap stride-2 correction, taught by those stage-8 weights (KL divergence from their
+# softmax). Eight epochs of a cosine schedule with the trunk frozen and the stride-4 head
+# ("s4") new; six with the whole network, falling from half the peak rate; six more with the
+# stride-2 correction added at zero.
+t="$repo/target/parsing-train"
+cp "$t/last.pt" "$t/stage8.pt"
+common=(--ccp "$ccp" --rotate 30 --neighbours 0.5 --context --lovasz 1.0 --teacher "$t/stage8.pt")
+"$venv/bin/python" train.py "${common[@]}" --resume "$t/stage8.pt" --head s4 --epochs 8 --freeze-trunk
+cp "$t/last.pt" "$t/stage9.pt"
+"$venv/bin/python" train.py "${common[@]}" --resume "$t/stage9.pt" --head s4 --anneal 6 --lr-start 0.5
+cp "$t/last.pt" "$t/stage10.pt"
+"$venv/bin/python" train.py "${common[@]}" --resume "$t/stage10.pt" --head s4d --anneal 6 --lr-start 0.5
 "$venv/bin/python" export.py --ccp "$ccp"
 sha256sum "$repo/models/lip_parser.onnx"
 "$venv/bin/python" evaluate.py --ccp "$ccp"
