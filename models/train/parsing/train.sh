@@ -54,7 +54,8 @@ done
 # stride-2 correction added at zero.
 t="$repo/target/parsing-train"
 cp "$t/last.pt" "$t/stage8.pt"
-common=(--ccp "$ccp" --rotate 30 --neighbours 0.5 --context --lovasz 1.0 --teacher "$t/stage8.pt")
+base=(--ccp "$ccp" --rotate 30 --neighbours 0.5 --context --lovasz 1.0)
+common=("${base[@]}" --teacher "$t/stage8.pt")
 "$venv/bin/python" train.py "${common[@]}" --resume "$t/stage8.pt" --head s4 --epochs 8 --freeze-trunk
 cp "$t/last.pt" "$t/stage9.pt"
 "$venv/bin/python" train.py "${common[@]}" --resume "$t/stage9.pt" --head s4 --anneal 6 --lr-start 0.5
@@ -62,8 +63,7 @@ cp "$t/last.pt" "$t/stage10.pt"
 "$venv/bin/python" train.py "${common[@]}" --resume "$t/stage10.pt" --head s4d --anneal 6 --lr-start 0.5
 # Then six epochs of the labels alone (no teacher), falling from 0.3x the peak rate.
 cp "$t/last.pt" "$t/stage11.pt"
-"$venv/bin/python" train.py --ccp "$ccp" --resume "$t/stage11.pt" --head s4d --anneal 6 --lr-start 0.3 \
-  --rotate 30 --neighbours 0.5 --context --lovasz 1.0
+"$venv/bin/python" train.py "${base[@]}" --resume "$t/stage11.pt" --head s4d --anneal 6 --lr-start 0.3
 "$venv/bin/python" export.py --ccp "$ccp"
 sha256sum "$repo/models/lip_parser.onnx"
 "$venv/bin/python" evaluate.py --ccp "$ccp"
