@@ -61,7 +61,7 @@ def main() -> None:
     photos, labels, rois = load(Path(args.data), Path(args.ccp), list(range(TRAIN_LAST - 7, TRAIN_LAST + 1)))
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     rng = random.Random(0)
-    worst, agree = 0.0, []
+    worst, scale, agree = 0.0, 0.0, []
     for p, l, r in zip(photos, labels, rois):
         x, _ = sample(p, l, r, False, rng)
         x = x[None]
@@ -69,9 +69,14 @@ def main() -> None:
             want = net(x).numpy()
         got = session.run(None, {"input_1": x.numpy()})[0]
         worst = max(worst, float(np.abs(want - got).max()))
+        scale = max(scale, float(np.abs(want).max()))
         agree.append(float((want.argmax(1) == got.argmax(1)).mean()))
-    print(f"ONNX Runtime vs PyTorch: max |diff| {worst:.2e}, argmax agreement {min(agree):.5f}")
-    assert worst < 1e-3 and min(agree) > 0.999, "the exported graph does not match PyTorch"
+    print(f"ONNX Runtime vs PyTorch: max |diff| {worst:.2e} (largest |logit| {scale:.1f}), "
+          f"argmax agreement {min(agree):.5f}")
+    # Float32 rounding grows with the logits' size (a stage with larger logits differed by
+    # 1.3e-3 with every label equal), so the bound is relative to them.
+    assert worst < 1e-4 * max(scale, 10.0) and min(agree) > 0.999, \
+        "the exported graph does not match PyTorch"
     Path(args.out).write_bytes(data)
     digest = hashlib.sha256(data).hexdigest()
     print(f"{args.out}: {len(data)} bytes, sha256 {digest}")

@@ -81,7 +81,7 @@ def trunk_graph(pose_onnx: str, deep: bool = False) -> onnx.ModelProto:
 
 
 # The head over the trunk: "wide" (stages 1-8), "narrow" (tried, not shipped), "s4" (labels at
-# stride 4: stages 9 and 10) or "s4d" (s4 corrected at stride 2: stage 11, shipped).
+# stride 4: stages 9 and 10) or "s4d" (s4 corrected at stride 2: stages 11 and 12, shipped).
 HEADS = ("wide", "narrow", "s4", "s4d")
 
 
@@ -102,8 +102,9 @@ def network_for(pose_onnx: str, weights: dict) -> "ParsingNet":
 
 
 class ParsingNet(nn.Module):
-    """BlazePose trunk + a light head over two scales (`HEADS`); with `context`, a branch that adds the
-    encoder's deepest features (and their mean over the crop) to the head's stride-4 features.
+    """BlazePose trunk + a light head over two scales (`HEADS`); with `context`, a branch that
+    adds the encoder's deepest features (and their mean over the crop) to the head's stride-4
+    features.
 
     Why the branch: the decoder hands the head 48 channels, summed from every depth; telling a
     dress from a top and skirt, or a coat from a shirt, needs the whole outfit in view. Its

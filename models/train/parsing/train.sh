@@ -64,6 +64,11 @@ cp "$t/last.pt" "$t/stage10.pt"
 # Then six epochs of the labels alone (no teacher), falling from 0.3x the peak rate.
 cp "$t/last.pt" "$t/stage11.pt"
 "$venv/bin/python" train.py "${base[@]}" --resume "$t/stage11.pt" --head s4d --anneal 6 --lr-start 0.3
+# Then twice eight epochs of the labels alone, falling from half the peak rate.
+for stage in 12 13; do
+  cp "$t/last.pt" "$t/stage$stage.pt"
+  "$venv/bin/python" train.py "${base[@]}" --resume "$t/stage$stage.pt" --head s4d --anneal 8 --lr-start 0.5
+done
 "$venv/bin/python" export.py --ccp "$ccp"
 sha256sum "$repo/models/lip_parser.onnx"
 "$venv/bin/python" evaluate.py --ccp "$ccp"

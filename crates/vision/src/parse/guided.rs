@@ -12,6 +12,7 @@
 
 use std::sync::OnceLock;
 
+use super::garments::first_best;
 use super::network::CropParse;
 
 /// The window: cells `LO..=HI` from the pixel's upper-left cell, across and down (6 × 6).
@@ -34,6 +35,8 @@ impl CropParse {
     /// point (`fx`, `fy`) (cell centres at whole numbers, clamped inside the plane) for a
     /// photo pixel of `colour`; `None` when a cell of the window has no best label on record
     /// (a network of over 65 534 labels).
+    ///
+    /// Of those, the upper garments stand together against the others (`garments`).
     ///
     /// Only labels that are some window cell's best are blended: a label best nowhere in the
     /// window would need every cell to give it a close second place to win, and leaving it
@@ -63,6 +66,8 @@ impl CropParse {
         labels[..count].sort_unstable();
         let table = colour_weights();
         let mut blend = [0.0f32; SIDE * SIDE];
+        // The blend of the cells' pooled upper garments (`garments`), every garment's standing.
+        let mut garments = 0.0f32;
         let mut total = 0.0f32;
         for (&r, &sy) in rows.iter().zip(&wy) {
             for (&c, &sx) in cols.iter().zip(&wx) {
@@ -74,18 +79,20 @@ impl CropParse {
                     .sum();
                 let w = sy * sx * table[(d2 / COLOUR_STEP) as usize];
                 total += w;
+                garments += w * self.garments[i];
                 let cell = &self.probs[i * n..(i + 1) * n];
                 for (b, &l) in blend.iter_mut().zip(&labels[..count]) {
                     *b += w * cell[usize::from(l)];
                 }
             }
         }
-        let mut best = 0;
-        for k in 1..count {
-            if blend[k] > blend[best] {
-                best = k;
-            }
-        }
+        // Garments pooled together tie on their standing (the same sums in the same order), so
+        // their own blends decide between them.
+        let best = first_best(count, |k| {
+            let own = blend[k];
+            let garment = self.upper.get(usize::from(labels[k])) == Some(&true);
+            (if garment { garments } else { own }, own)
+        });
         Some((usize::from(labels[best]), blend[best] / total))
     }
 }
@@ -166,6 +173,38 @@ mod tests {
         assert_eq!(label, 0);
         assert!((share - 1.0).abs() < 1e-5, "{share}");
         assert_eq!(p.guided_label(11.0, 11.0, [230, 230, 230]).unwrap().0, 1);
+    }
+
+    #[test]
+    fn pooled_garments_outvote_a_label_each_of_them_loses_to() {
+        // Labels 1 and 2 are upper garments. Left of column 6 each cell is 0.45 / 0.35 / 0.2
+        // (the garments together win: best 1), from it 0.7 / 0.2 / 0.1 (best 0).
+        let mut p = plane();
+        p.colours.fill([128, 128, 128]);
+        p.planes = 3;
+        p.upper = vec![false, true, true];
+        let cells: Vec<[f32; 3]> = (0..p.width * p.height)
+            .map(|i| {
+                if i % p.width < 6 {
+                    [0.45, 0.35, 0.2]
+                } else {
+                    [0.7, 0.2, 0.1]
+                }
+            })
+            .collect();
+        p.probs = cells.iter().flatten().copied().collect();
+        p.garments = cells.iter().map(|c| c[1] + c[2]).collect();
+        p.best = cells
+            .iter()
+            .map(|c| if c[0] > 0.5 { 0 } else { 1 })
+            .collect();
+        // Two cells from the edge the window reaches label 0's cells: its own blend beats each
+        // garment's, the garments' pooled blend beats it.
+        let (label, share) = p.guided_label(3.0, 6.0, [128, 128, 128]).unwrap();
+        assert_eq!(label, 1);
+        assert!(share > 0.34 && share < 0.35, "{share}");
+        // Deep in label 0's cells it keeps them.
+        assert_eq!(p.guided_label(9.0, 6.0, [128, 128, 128]).unwrap().0, 0);
     }
 
     #[test]

@@ -35,7 +35,9 @@ pub mod id {
     pub const GLOVE: u8 = 3;
     pub const UPPER_CLOTHES: u8 = 5;
     pub const DRESS: u8 = 6;
+    pub const COAT: u8 = 7;
     pub const PANTS: u8 = 9;
+    pub const JUMPSUITS: u8 = 10;
     pub const SKIRT: u8 = 12;
     pub const FACE: u8 = 13;
     pub const LEFT_ARM: u8 = 14;

@@ -10,6 +10,7 @@
 mod body;
 mod colour;
 mod detached_hair;
+mod garments;
 mod geometry;
 mod guided;
 mod labels;

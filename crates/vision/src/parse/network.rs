@@ -10,6 +10,7 @@ use percept_infer::manifest::Layout;
 use percept_infer::{Affine, Border, LoadedModel, Models, RotatedRect, crop_rotated_with};
 use percept_infer::{Tensor, rgb_to_tensor};
 
+use super::garments::{best_label, pooled, upper_garments};
 use super::geometry::{covered_box, polygon_distance_sq, segment_distance_sq};
 use super::labels::{SegmentationModel, id};
 use crate::pose::point as pt;
@@ -31,6 +32,9 @@ pub(crate) struct PersonParser {
     /// Network label → the network label of the other side (a left arm in a mirrored crop
     /// is the person's right arm); itself for labels without a side.
     mirrored: Vec<usize>,
+    /// Network label → whether it is an upper-body garment (`garments`: pooled when labels
+    /// compete).
+    upper: Vec<bool>,
 }
 
 /// One person's label probabilities over their crop.
@@ -42,9 +46,13 @@ pub(crate) struct CropParse {
     pub planes: usize,
     /// Channel-last probabilities (softmax over the network's labels), `height × width × n`.
     pub probs: Vec<f32>,
-    /// Each plane cell's best label (the first of equals), `height × width`; `u16::MAX` for
-    /// a label past it (the cell then takes the slow path).
+    /// Each plane cell's best label (`garments::best_label`), `height × width`; `u16::MAX`
+    /// for a label past it (the cell then takes the slow path).
     pub best: Vec<u16>,
+    /// Network label → whether it is an upper-body garment.
+    pub upper: Vec<bool>,
+    /// Each plane cell's pooled upper-garment probability (`garments::pooled`).
+    pub garments: Vec<f32>,
     /// Each plane cell's mean colour in the crop, `height × width`: at a label boundary,
     /// cells of the pixel's own colour weigh more (`guided`).
     pub colours: Vec<[u8; 3]>,
@@ -59,6 +67,7 @@ impl PersonParser {
     pub(crate) fn find(models: &Models) -> Result<Option<Self>> {
         Ok(SegmentationModel::find(models, TASK)?.map(|m| Self {
             mirrored: mirrored_labels(&m.to_lip),
+            upper: upper_garments(&m.to_lip),
             model: m.model,
             output: m.output,
             layout: m.seg.layout,
@@ -153,9 +162,14 @@ impl PersonParser {
             image.dimensions(),
         );
         let n = self.to_lip.len();
+        let garments: Vec<f32> = probs
+            .chunks_exact(n.max(1))
+            .map(|px| pooled(px, &self.upper))
+            .collect();
         let best = probs
             .chunks_exact(n.max(1))
-            .map(|px| u16::try_from(first_max(px)).unwrap_or(u16::MAX))
+            .zip(&garments)
+            .map(|(px, &g)| u16::try_from(best_label(px, &self.upper, g)).unwrap_or(u16::MAX))
             .collect();
         // Each cell's colour is the mean of the crop pixels it covers (2 × 2 for the shipped
         // network, whose planes are half its input's size).
@@ -169,6 +183,8 @@ impl PersonParser {
             planes: n,
             probs,
             best,
+            upper: self.upper.clone(),
+            garments,
             colours,
             from_image,
             bounds,
@@ -293,8 +309,10 @@ impl CropParse {
             (y1 * self.width + x1, tx * ty),
         ];
         // Where the four cells agree on their best label, it is the best of any blend of them
-        // too (each cell's share of it is at least its share of any other label, and rounding
-        // keeps that order), so only that label is interpolated: the same label and
+        // too (in each cell its standing, its own share or its pooled garments', is at least
+        // any other label's, and its own share at least that of any garment pooled with it;
+        // a blend is linear, so both orders hold there, and rounding keeps them), so only
+        // that label is interpolated: the same label and
         // probability, to the bit, as the blend of every label (unless rounding makes an
         // exact tie with a label before it, which the blend would pick), for a fifth of the
         // work on the pixels away from a boundary, most of them (painting the stairs' five
@@ -330,7 +348,7 @@ impl CropParse {
                 *s += wgt * p;
             }
         }
-        let best = first_max(scratch);
+        let best = best_label(scratch, &self.upper, pooled(scratch, &self.upper));
         (best, scratch.get(best).copied().unwrap_or(0.0))
     }
 }
@@ -364,6 +382,8 @@ impl CropParse {
             planes: 2,
             probs,
             best,
+            upper: vec![false; 2],
+            garments: vec![0.0; width * height],
             colours,
             from_image: Affine {
                 m: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
@@ -371,17 +391,6 @@ impl CropParse {
             bounds: (0, 0, width as u32, height as u32),
         }
     }
-}
-
-/// The index of the largest value, the first of equals (0 for none).
-fn first_max(values: &[f32]) -> usize {
-    let (mut best, mut p) = (0, f32::NEG_INFINITY);
-    for (c, &v) in values.iter().enumerate() {
-        if v > p {
-            (best, p) = (c, v);
-        }
-    }
-    best
 }
 
 /// A person's skeleton for telling two people's claims on a pixel apart: distances to the
