@@ -198,8 +198,8 @@ mod tests {
             .iter()
             .map(|c| if c[0] > 0.5 { 0 } else { 1 })
             .collect();
-        // Two cells from the edge the window reaches label 0's cells: its own blend beats each
-        // garment's, the garments' pooled blend beats it.
+        // Three cells left of label 0's cells the window takes in one column of them: label 0's
+        // blend beats each garment's, the garments' pooled blend beats label 0's.
         let (label, share) = p.guided_label(3.0, 6.0, [128, 128, 128]).unwrap();
         assert_eq!(label, 1);
         assert!(share > 0.34 && share < 0.35, "{share}");

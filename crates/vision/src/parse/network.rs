@@ -312,11 +312,11 @@ impl CropParse {
         // too (in each cell its standing, its own share or its pooled garments', is at least
         // any other label's, and its own share at least that of any garment pooled with it;
         // a blend is linear, so both orders hold there, and rounding keeps them), so only
-        // that label is interpolated: the same label and
-        // probability, to the bit, as the blend of every label (unless rounding makes an
-        // exact tie with a label before it, which the blend would pick), for a fifth of the
-        // work on the pixels away from a boundary, most of them (painting the stairs' five
-        // people: 149–203 ms before, 107–141 ms after; BENCHMARKS.md, "Parse painting").
+        // that label is interpolated: the same label and probability, to the bit, as the blend
+        // of every label (unless rounding makes an exact tie with a label before it, which the
+        // blend would pick), for a fifth of the work on the pixels away from a boundary, most
+        // of them (painting the stairs' five people: 149–203 ms before, 107–141 ms after;
+        // BENCHMARKS.md, "Parse painting").
         let c = self.best[taps[0].0];
         if c != u16::MAX && taps.iter().all(|&(i, _)| self.best[i] == c) {
             let c = usize::from(c);
