@@ -96,14 +96,39 @@ impl Models {
 
     /// As [`Models::load`], with an explicit engine.
     pub fn load_with(dir: impl AsRef<Path>, names: &[&str], engine: &dyn Engine) -> Result<Self> {
-        let dir = dir.as_ref().to_path_buf();
+        Self::load_files(dir.as_ref(), names, engine, true)
+    }
+
+    /// As [`Models::load_with`], every model from its float file, whatever `[model.quantized]`
+    /// lists: the same graph on each engine, so that what differs is the engines' kernels
+    /// (`engines_agree`), not 8-bit rounding.
+    pub fn load_float_with(
+        dir: impl AsRef<Path>,
+        names: &[&str],
+        engine: &dyn Engine,
+    ) -> Result<Self> {
+        Self::load_files(dir.as_ref(), names, engine, false)
+    }
+
+    fn load_files(
+        dir: &Path,
+        names: &[&str],
+        engine: &dyn Engine,
+        quantized: bool,
+    ) -> Result<Self> {
+        let dir = dir.to_path_buf();
         let manifest = Manifest::load(&dir)?;
         let mut verified: Vec<(ModelSpec, PathBuf)> = Vec::with_capacity(names.len());
         for &name in names {
             if verified.iter().any(|(spec, _)| spec.name == name) {
                 continue;
             }
-            let spec = manifest.model(name)?.for_engine(engine.kind());
+            let spec = manifest.model(name)?;
+            let spec = if quantized {
+                spec.for_engine(engine.kind())
+            } else {
+                spec.clone()
+            };
             let path = verify_file(&dir, &spec)?;
             verified.push((spec, path));
         }

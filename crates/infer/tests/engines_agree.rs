@@ -19,10 +19,14 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The model's float file on `engine` (an 8-bit file some engine loads instead is compared
+/// on its own, `lip_parser_int8_labels_as_the_float_file_does`).
 fn load(name: &str, engine: &dyn Engine) -> LoadedModel {
-    let models = Models::load_with(root().join("models"), &[name], engine).unwrap();
+    let models = Models::load_float_with(root().join("models"), &[name], engine).unwrap();
     assert_eq!(models.engine(), engine.kind());
-    models.get(name).unwrap().clone()
+    let model = models.get(name).unwrap().clone();
+    assert!(!model.spec().runs_quantized);
+    model
 }
 
 fn astronaut() -> RgbImage {
@@ -163,17 +167,7 @@ fn lip_parser_agrees_and_gives_the_same_labels() {
     let onnx = load("lip_parser", &ort);
     let input = input_for(&tract, (0, 22, 490));
     let (a, b) = (tract.run(&input).unwrap(), onnx.run(&input).unwrap());
-    let argmax = |t: &Tensor| -> Vec<usize> {
-        let (c, plane) = (t.shape()[1], t.shape()[2] * t.shape()[3]);
-        (0..plane)
-            .map(|i| {
-                (0..c)
-                    .max_by(|&x, &y| t.data()[x * plane + i].total_cmp(&t.data()[y * plane + i]))
-                    .unwrap_or(0)
-            })
-            .collect()
-    };
-    let (la, lb) = (argmax(&a[0]), argmax(&b[0]));
+    let (la, lb) = (labels(&a[0]), labels(&b[0]));
     let same = la.iter().zip(&lb).filter(|(x, y)| x == y).count();
     let labelled = la.iter().filter(|&&l| l != 0).count();
     eprintln!(
@@ -182,6 +176,60 @@ fn lip_parser_agrees_and_gives_the_same_labels() {
     );
     assert!(labelled > la.len() / 10, "the astronaut is labelled");
     assert!(same * 1000 >= la.len() * 999, "{same} of {}", la.len());
+}
+
+/// The per-pixel label (arg-max over the planes) of an NCHW score tensor.
+fn labels(t: &Tensor) -> Vec<usize> {
+    let (c, plane) = (t.shape()[1], t.shape()[2] * t.shape()[3]);
+    (0..plane)
+        .map(|i| {
+            (0..c)
+                .max_by(|&x, &y| t.data()[x * plane + i].total_cmp(&t.data()[y * plane + i]))
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+#[test]
+fn lip_parser_int8_labels_as_the_float_file_does() {
+    // The file both engines load by default (`[model.quantized]`: the head's heaviest
+    // convolutions in 8 bits), on ONNX Runtime's integer kernels, against the float file it
+    // was made from: measured 97.2 % of the pixels either calls the person's labelled alike
+    // (99.4 % of all pixels). The held-out scores of both are in models/train/parsing.
+    let Some(ort) = ort_engine() else { return };
+    let models = Models::load_with(root().join("models"), &["lip_parser"], &ort).unwrap();
+    let int8 = models.get("lip_parser").unwrap();
+    assert!(
+        int8.spec().runs_quantized,
+        "ONNX Runtime loads lip_parser_int8.onnx"
+    );
+    let float = load("lip_parser", &TractEngine);
+    let input = input_for(&float, (0, 22, 490));
+    let (a, b) = (
+        labels(&float.run(&input).unwrap()[0]),
+        labels(&int8.run(&input).unwrap()[0]),
+    );
+    let same = a.iter().zip(&b).filter(|(x, y)| x == y).count();
+    let person = a
+        .iter()
+        .zip(&b)
+        .filter(|&(&x, &y)| x != 0 || y != 0)
+        .count();
+    let person_same = a
+        .iter()
+        .zip(&b)
+        .filter(|&(&x, &y)| x == y && x != 0)
+        .count();
+    eprintln!(
+        "lip_parser int8 vs float: {same} of {} labels agree; {person_same} of {person} \
+         pixels either labels as the person",
+        a.len()
+    );
+    assert!(person > a.len() / 10, "the astronaut is labelled");
+    assert!(
+        person_same * 100 >= person * 95,
+        "{person_same} of {person}"
+    );
 }
 
 #[test]

@@ -5,7 +5,9 @@
 //! `cargo run -p percept-vision --example pipeline_bench -- holistic photo.jpg 1280x720 30`
 //! `cargo run -p percept-vision --example pipeline_bench -- parse photo.jpg 512x512 30`
 //!
-//! `PERCEPT_PARSER=learned|pose-guided` picks the parser (default learned);
+//! `PERCEPT_PARSER=learned|pose-guided` picks the parser (default learned); a list
+//! (`learned,pose-guided`) takes turns call by call and adds each one's median
+//! (`by_parser`): parsers compared in one process, through the same swings of a shared host;
 //! `PERCEPT_PARSE_MIRROR=0` parses each crop once (default: both views averaged).
 //! `PERCEPT_MAX_PEOPLE=N` and `PERCEPT_MODEL_COMPLEXITY=0|1` set holistic's options (defaults
 //! 10 and 1), `PERCEPT_REFINE_FACE=1` and `PERCEPT_SEGMENTATION=1` turn on
@@ -23,6 +25,11 @@ use std::time::Instant;
 use image::{RgbImage, imageops};
 use percept_vision::percept_infer::{EngineChoice, EngineOptions};
 use percept_vision::{Holistic, HolisticOptions, Models, ParseOptions, Parser, ParserChoice};
+
+type Error = Box<dyn std::error::Error>;
+/// One timed call: its index in the run (a list of parsers takes turns by it), the number of
+/// things found.
+type Call = dyn Fn(usize) -> Result<usize, Error>;
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -85,7 +92,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let load = |names: &[&str]| Models::load_choice(&dir, names, choice, &options);
     let start = Instant::now();
-    let run: Box<dyn Fn() -> Result<usize, Box<dyn std::error::Error>>> = match task.as_str() {
+    // The parsers of a list, in turn (one label for a single pipeline).
+    let mut labels = vec![task.clone()];
+    let run: Box<Call> = match task.as_str() {
         "holistic" => {
             let models = load(&Holistic::MODELS)?;
             let p = Holistic::new(&models)?;
@@ -99,7 +108,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 enable_segmentation: env("PERCEPT_SEGMENTATION") == Some(1),
                 ..defaults
             };
-            Box::new(move || {
+            Box::new(move |_| {
                 let r = p.run(&image, &options)?;
                 Ok(r.people.iter().map(|p| p.landmarks.landmark_count).sum())
             })
@@ -107,34 +116,65 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "parse" => {
             let models = load(&Parser::MODELS)?;
             let p = Parser::new(&models)?;
-            // PERCEPT_PARSER=learned|pose-guided (default learned).
-            let parser = std::env::var("PERCEPT_PARSER").unwrap_or_else(|_| "learned".into());
+            // PERCEPT_PARSER=learned|pose-guided (default learned), or a list of them.
+            let parsers = std::env::var("PERCEPT_PARSER").unwrap_or_else(|_| "learned".into());
             // PERCEPT_PARSE_MIRROR=0 runs each crop once instead of averaging both views.
-            let parse_options = ParseOptions {
-                parser: ParserChoice::from_name(&parser)
-                    .ok_or("PERCEPT_PARSER is learned|pose-guided")?,
-                mirror: std::env::var("PERCEPT_PARSE_MIRROR").as_deref() != Ok("0"),
-                ..ParseOptions::default()
-            };
-            Box::new(move || Ok(p.parse(&image, &parse_options)?.result.persons.len()))
+            let mirror = std::env::var("PERCEPT_PARSE_MIRROR").as_deref() != Ok("0");
+            labels = parsers.split(',').map(str::to_string).collect();
+            let options = labels
+                .iter()
+                .map(|name| {
+                    Ok(ParseOptions {
+                        parser: ParserChoice::from_name(name)
+                            .ok_or("PERCEPT_PARSER is learned|pose-guided, or a list")?,
+                        mirror,
+                        ..ParseOptions::default()
+                    })
+                })
+                .collect::<Result<Vec<_>, Error>>()?;
+            Box::new(move |k| {
+                let options = &options[k % options.len()];
+                Ok(p.parse(&image, options)?.result.persons.len())
+            })
         }
         other => return Err(format!("unknown pipeline {other}").into()),
     };
     let load_ms = start.elapsed().as_secs_f64() * 1000.0;
     let engine = choice;
     let t = Instant::now();
-    let found = run()?;
+    let found = run(0)?;
     let first_ms = t.elapsed().as_secs_f64() * 1000.0;
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let t = Instant::now();
-        run()?;
-        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    // The first call of each other parser of a list, untimed.
+    for k in 1..labels.len() {
+        run(k)?;
     }
+    let mut times = Vec::with_capacity(runs);
+    let mut by_parser = vec![Vec::new(); labels.len()];
+    for k in 0..runs {
+        let t = Instant::now();
+        run(k)?;
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        times.push(ms);
+        by_parser[k % labels.len()].push(ms);
+    }
+    let median = |t: &mut Vec<f64>| {
+        t.sort_by(f64::total_cmp);
+        t.get(t.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let by_parser = if labels.len() > 1 {
+        let each: Vec<String> = labels
+            .iter()
+            .zip(&mut by_parser)
+            .map(|(name, t)| format!("\"{name}\":{:.1}", median(t)))
+            .collect();
+        format!(",\"by_parser\":{{{}}}", each.join(","))
+    } else {
+        String::new()
+    };
     times.sort_by(f64::total_cmp);
     let pct = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
     println!(
-        "{{\"pipeline\":\"{task}\",\"engine\":\"{engine:?}\",\"intra_threads\":{intra},\"size\":\"{size}\",\"found\":{found},\"load_ms\":{load_ms:.1},\"first_call_ms\":{first_ms:.1},\"steady_median_ms\":{:.1},\"steady_p90_ms\":{:.1},\"steady_min_ms\":{:.1},\"peak_rss_mib\":{:.1},\"runs\":{runs}}}",
+        "{{\"pipeline\":\"{task}\",\"engine\":\"{engine:?}\",\"intra_threads\":{intra},\"size\":\"{size}\",\"found\":{found},\"load_ms\":{load_ms:.1},\"first_call_ms\":{first_ms:.1},\"steady_median_ms\":{:.1},\"steady_p90_ms\":{:.1},\"steady_min_ms\":{:.1},\"peak_rss_mib\":{:.1},\"runs\":{runs}{by_parser}}}",
         pct(0.5),
         pct(0.9),
         times[0],

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Rebuilds models/lip_parser.onnx from a CCP folder, end to end:
+# Rebuilds models/lip_parser.onnx and lip_parser_int8.onnx from a CCP folder, end to end:
 #   models/train/parsing/train.sh [CCP_DIR]      (default ../shared/datasets/ccp)
 # 1. a virtual environment with the pinned tooling (requirements.txt),
 # 2. the release binary (its pose and face-mesh models prepare the labels),
-# 3. prepare.py -> train.py -> export.py -> evaluate.py (metrics.json beside this file).
-# Prints the manifest values (bytes, sha256) to paste into models/manifest.toml.
+# 3. prepare.py -> train.py -> export.py (float) -> quantize.py (the head's heaviest layers in
+#    8 bits, the file both engines load) -> evaluate.py (metrics.json beside this file).
+# export.py and quantize.py write the files' sha256 and bytes into models/manifest.toml.
 # Wall time on 2 cores (AMD EPYC): see models/MODELS.md (the trained human parser).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -70,6 +71,7 @@ for stage in 12 13; do
   "$venv/bin/python" train.py "${base[@]}" --resume "$t/stage$stage.pt" --head s4d --anneal 8 --lr-start 0.5
 done
 "$venv/bin/python" export.py --ccp "$ccp"
-sha256sum "$repo/models/lip_parser.onnx"
+"$venv/bin/python" quantize.py --ccp "$ccp"
+sha256sum "$repo/models/lip_parser.onnx" "$repo/models/lip_parser_int8.onnx"
 "$venv/bin/python" evaluate.py --ccp "$ccp"
 echo "recipe wall time: $(( $(date +%s) - start )) s" >&2

@@ -20,6 +20,7 @@ mod one_piece;
 mod paint;
 mod render;
 mod result;
+mod softmax;
 mod summary;
 
 use image::{RgbImage, imageops};

@@ -11,8 +11,9 @@ use percept_infer::{Affine, Border, LoadedModel, Models, RotatedRect, crop_rotat
 use percept_infer::{Tensor, rgb_to_tensor};
 
 use super::garments::{best_label, pooled, upper_garments};
-use super::geometry::{covered_box, polygon_distance_sq, segment_distance_sq};
+use super::geometry::{covered_box, inside_polygon};
 use super::labels::{SegmentationModel, id};
+use super::softmax::{softmax_planes, to_cells, to_planes};
 use crate::pose::point as pt;
 use crate::{Landmark, Result, VisionError};
 
@@ -51,6 +52,8 @@ pub(crate) struct CropParse {
     pub best: Vec<u16>,
     /// Network label → whether it is an upper-body garment.
     pub upper: Vec<bool>,
+    /// Network label → whether it is LIP's background.
+    pub background: Vec<bool>,
     /// Each plane cell's pooled upper-garment probability (`garments::pooled`).
     pub garments: Vec<f32>,
     /// Each plane cell's mean colour in the crop, `height × width`: at a label boundary,
@@ -131,18 +134,20 @@ impl PersonParser {
         } else {
             (self.infer(&crop, beside)?, None)
         };
+        let n = self.to_lip.len();
+        let cells = width * height;
         if let Some(flipped) = flipped {
-            let n = self.to_lip.len();
-            for (y, row) in probs.chunks_exact_mut(width * n).enumerate() {
-                let back = &flipped[y * width * n..(y + 1) * width * n];
-                for (x, px) in row.chunks_exact_mut(n).enumerate() {
-                    let other = &back[(width - 1 - x) * n..(width - x) * n];
-                    for (c, p) in px.iter_mut().enumerate() {
-                        *p = 0.5 * (*p + other[self.mirrored[c]]);
+            // Plane by plane, along rows: label c's plane with its mirror label's, reversed.
+            for (plane, &m) in probs.chunks_exact_mut(cells).zip(&self.mirrored) {
+                let other = &flipped[m * cells..(m + 1) * cells];
+                for (row, back) in plane.chunks_exact_mut(width).zip(other.chunks_exact(width)) {
+                    for (p, &q) in row.iter_mut().zip(back.iter().rev()) {
+                        *p = 0.5 * (*p + q);
                     }
                 }
             }
         }
+        let probs = to_cells(&probs, cells, n);
         // Plane coordinates are crop coordinates scaled by plane/crop.
         let to_crop = to_image.inverse()?;
         let (sx, sy) = (
@@ -161,7 +166,6 @@ impl PersonParser {
             (self.input.0 as f32, self.input.1 as f32),
             image.dimensions(),
         );
-        let n = self.to_lip.len();
         let garments: Vec<f32> = probs
             .chunks_exact(n.max(1))
             .map(|px| pooled(px, &self.upper))
@@ -184,6 +188,7 @@ impl PersonParser {
             probs,
             best,
             upper: self.upper.clone(),
+            background: self.to_lip.iter().map(|&l| l == id::BACKGROUND).collect(),
             garments,
             colours,
             from_image,
@@ -191,7 +196,7 @@ impl PersonParser {
         })
     }
 
-    /// The network on one crop: plane height, width and softmax probabilities, channel-last.
+    /// The network on one crop: plane height, width and softmax probabilities, plane by plane.
     /// `beside`: as in [`PersonParser::run`].
     fn infer(&self, crop: &RgbImage, beside: bool) -> Result<(usize, usize, Vec<f32>)> {
         let input = rgb_to_tensor(crop, &self.model.spec().input);
@@ -206,12 +211,13 @@ impl PersonParser {
         self.probabilities(scores)
     }
 
-    /// Plane height, width and the softmax over the label planes, channel-last.
+    /// Plane height, width and the softmax over the label planes, plane by plane.
     fn probabilities(&self, scores: &Tensor) -> Result<(usize, usize, Vec<f32>)> {
         let n = self.to_lip.len();
         let (h, w) = match (self.layout, scores.shape()) {
-            (Layout::Nchw, &[1, c, h, w]) if c == n => (h, w),
-            (Layout::Nhwc, &[1, h, w, c]) if c == n => (h, w),
+            // Empty planes would leave nothing to sample (and no rows to average).
+            (Layout::Nchw, &[1, c, h, w]) if c == n && h * w > 0 => (h, w),
+            (Layout::Nhwc, &[1, h, w, c]) if c == n && h * w > 0 => (h, w),
             (_, shape) => {
                 return Err(VisionError::Output(format!(
                     "parsing output has shape {shape:?}, expected {n} labels in {:?}",
@@ -220,24 +226,10 @@ impl PersonParser {
             }
         };
         let data = scores.data();
-        let mut probs = vec![0.0f32; h * w * n];
-        for (i, px) in probs.chunks_exact_mut(n).enumerate() {
-            for (c, p) in px.iter_mut().enumerate() {
-                *p = match self.layout {
-                    Layout::Nchw => data[c * h * w + i],
-                    Layout::Nhwc => data[i * n + c],
-                };
-            }
-            let max = px.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0;
-            for p in px.iter_mut() {
-                *p = (*p - max).exp();
-                sum += *p;
-            }
-            for p in px.iter_mut() {
-                *p /= sum;
-            }
-        }
+        let probs = match self.layout {
+            Layout::Nchw => softmax_planes(data, h * w, n),
+            Layout::Nhwc => softmax_planes(&to_planes(data, h * w, n), h * w, n),
+        };
         Ok((h, w, probs))
     }
 }
@@ -270,6 +262,8 @@ fn mirrored_labels(to_lip: &[u8]) -> Vec<usize> {
 
 /// Where a photo pixel falls on a crop's label planes (`CropParse::sample`).
 pub(crate) enum Sample {
+    /// The four nearest cells agree on a background label: not this person's pixel.
+    Background,
     /// The four nearest cells agree on their best label: it, and its bilinearly sampled
     /// probability.
     Agreed(usize, f32),
@@ -320,6 +314,10 @@ impl CropParse {
         let c = self.best[taps[0].0];
         if c != u16::MAX && taps.iter().all(|&(i, _)| self.best[i] == c) {
             let c = usize::from(c);
+            // Most of a crop is background: its probability is never read.
+            if self.background.get(c) == Some(&true) {
+                return Some(Sample::Background);
+            }
             let mut p = 0.0;
             for (i, wgt) in taps {
                 p += wgt * self.probs[i * n + c];
@@ -383,6 +381,7 @@ impl CropParse {
             probs,
             best,
             upper: vec![false; 2],
+            background: vec![true, false],
             garments: vec![0.0; width * height],
             colours,
             from_image: Affine {
@@ -395,10 +394,69 @@ impl CropParse {
 
 /// A person's skeleton for telling two people's claims on a pixel apart: distances to the
 /// limbs, the torso and the head, in units of the person's size.
+///
+/// Measured once per person for every pixel two people's networks claim (about 900 000 times
+/// on the stairs photo), so the bones are kept as columns (start, direction, 1 / length²) that
+/// the distance loop runs down without a branch, and a box around them bounds the distance
+/// from below (`Skeleton::farther_than`).
 pub(crate) struct Skeleton {
-    bones: Vec<((f32, f32), (f32, f32))>,
+    bones: Bones,
     torso: Option<[(f32, f32); 4]>,
+    /// The bones' bounding box (x0, y0, x1, y1); `None` without bones.
+    bounds: Option<(f32, f32, f32, f32)>,
     scale: f32,
+}
+
+/// A segment's two ends.
+type Segment = ((f32, f32), (f32, f32));
+
+/// Segments as columns: start (`ax`, `ay`), direction (`dx`, `dy`), 1 / length² (0 for a
+/// segment of no length, whose nearest point is then its start).
+#[derive(Default)]
+struct Bones {
+    ax: Vec<f32>,
+    ay: Vec<f32>,
+    dx: Vec<f32>,
+    dy: Vec<f32>,
+    inv_len2: Vec<f32>,
+}
+
+impl Bones {
+    fn new(segments: &[Segment]) -> Self {
+        let mut bones = Self::default();
+        for &(a, b) in segments {
+            let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+            let len2 = dx * dx + dy * dy;
+            bones.ax.push(a.0);
+            bones.ay.push(a.1);
+            bones.dx.push(dx);
+            bones.dy.push(dy);
+            bones
+                .inv_len2
+                .push(if len2 > 0.0 { 1.0 / len2 } else { 0.0 });
+        }
+        bones
+    }
+
+    /// The squared distance from `p` to the nearest segment (infinite without segments).
+    fn nearest_sq(&self, p: (f32, f32)) -> f32 {
+        let mut best = f32::INFINITY;
+        let n = self.ax.len();
+        let (ax, ay, dx, dy, inv) = (
+            &self.ax[..n],
+            &self.ay[..n],
+            &self.dx[..n],
+            &self.dy[..n],
+            &self.inv_len2[..n],
+        );
+        for i in 0..n {
+            let (ex, ey) = (p.0 - ax[i], p.1 - ay[i]);
+            let t = ((ex * dx[i] + ey * dy[i]) * inv[i]).clamp(0.0, 1.0);
+            let (fx, fy) = (ex - t * dx[i], ey - t * dy[i]);
+            best = best.min(fx * fx + fy * fy);
+        }
+        best
+    }
 }
 
 impl Skeleton {
@@ -426,7 +484,7 @@ impl Skeleton {
         ];
         let there = |i: usize| lms.get(i).is_some_and(|l| l.presence.unwrap_or(1.0) > 0.5);
         let p = |i: usize| lms[i].xy();
-        let bones = BONES
+        let bones: Vec<_> = BONES
             .iter()
             .filter(|&&(a, b)| there(a) && there(b))
             .map(|&(a, b)| (p(a), p(b)))
@@ -459,33 +517,53 @@ impl Skeleton {
             .max(0.5 * d(pt::LEFT_SHOULDER, pt::LEFT_HIP))
             .max(0.5 * d(pt::RIGHT_SHOULDER, pt::RIGHT_HIP))
             .max(4.0);
+        Self::of(&bones, torso, scale)
+    }
+
+    fn of(bones: &[Segment], torso: Option<[(f32, f32); 4]>, scale: f32) -> Self {
+        let bounds = bones.iter().fold(None, |b, &(p, q)| {
+            let (x0, y0, x1, y1) = b.unwrap_or((p.0, p.1, p.0, p.1));
+            Some((
+                x0.min(p.0).min(q.0),
+                y0.min(p.1).min(q.1),
+                x1.max(p.0).max(q.0),
+                y1.max(p.1).max(q.1),
+            ))
+        });
         Self {
-            bones,
+            bones: Bones::new(bones),
             torso,
+            bounds,
             scale,
         }
     }
 
     /// A skeleton of the given bones and no torso, for tests.
     #[cfg(test)]
-    pub(crate) fn of_bones(bones: Vec<((f32, f32), (f32, f32))>, scale: f32) -> Self {
-        Self {
-            bones,
-            torso: None,
-            scale,
-        }
+    pub(crate) fn of_bones(bones: Vec<Segment>, scale: f32) -> Self {
+        Self::of(&bones, None, scale)
     }
 
     /// Distance from `p` to the skeleton, in shoulder widths (0 inside the torso).
+    ///
+    /// Outside the torso, its nearest point is on one of its edges, and each edge is a bone
+    /// (shoulders, hips, and each side): the bones alone give the distance.
     pub(crate) fn distance(&self, p: (f32, f32)) -> f32 {
-        let mut best = self
-            .torso
-            .as_ref()
-            .map_or(f32::INFINITY, |t| polygon_distance_sq(p, t));
-        for &(a, b) in &self.bones {
-            best = best.min(segment_distance_sq(p, a, b));
+        if self.torso.as_ref().is_some_and(|t| inside_polygon(p, t)) {
+            return 0.0;
         }
-        best.sqrt() / self.scale
+        self.bones.nearest_sq(p).sqrt() / self.scale
+    }
+
+    /// Whether `p` is at least `d` from the skeleton for certain, from the bones' box alone
+    /// (no bone is nearer than the box): the distance need not be measured then.
+    pub(crate) fn farther_than(&self, p: (f32, f32), d: f32) -> bool {
+        let Some((x0, y0, x1, y1)) = self.bounds else {
+            return true;
+        };
+        let ex = (x0 - p.0).max(p.0 - x1).max(0.0);
+        let ey = (y0 - p.1).max(p.1 - y1).max(0.0);
+        (ex * ex + ey * ey).sqrt() / self.scale >= d
     }
 }
 

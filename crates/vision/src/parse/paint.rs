@@ -130,6 +130,7 @@ pub(super) fn paint_people(
                     // overlap, and many of their boundaries lie on a nearer person); any other
                     // pixel after its label, as a background label settles it for free.
                     let (label, p, d) = match sample {
+                        Sample::Background => continue,
                         Sample::Agreed(label, p) => {
                             let label = lip(label);
                             if label == id::BACKGROUND {
@@ -182,6 +183,9 @@ fn nearer(
     }
     if nearest.is_nan() {
         *nearest = skeletons[usize::from(owner - 1)].distance(c);
+    }
+    if skeletons[k].farther_than(c, *nearest) {
+        return None;
     }
     let d = skeletons[k].distance(c);
     (d < *nearest).then_some(d)
