@@ -215,9 +215,10 @@ impl PersonParser {
     fn probabilities(&self, scores: &Tensor) -> Result<(usize, usize, Vec<f32>)> {
         let n = self.to_lip.len();
         let (h, w) = match (self.layout, scores.shape()) {
-            // Empty planes would leave nothing to sample (and no rows to average).
-            (Layout::Nchw, &[1, c, h, w]) if c == n && h * w > 0 => (h, w),
-            (Layout::Nhwc, &[1, h, w, c]) if c == n && h * w > 0 => (h, w),
+            // No labels or empty planes would leave nothing to sample (a manifest may declare
+            // either; the loops below take a cell's labels and a plane's rows as whole chunks).
+            (Layout::Nchw, &[1, c, h, w]) if c == n && n > 0 && h * w > 0 => (h, w),
+            (Layout::Nhwc, &[1, h, w, c]) if c == n && n > 0 && h * w > 0 => (h, w),
             (_, shape) => {
                 return Err(VisionError::Output(format!(
                     "parsing output has shape {shape:?}, expected {n} labels in {:?}",
