@@ -9,9 +9,9 @@ pub(crate) fn segment_distance(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> (
     (ex.hypot(ey), t)
 }
 
-/// The squared distance from `p` to the segment `a`–`b`: for the nearest of many segments,
-/// whose root is taken once (libm's `hypotf` was a twelfth of parsing a group photo, where
-/// every pixel two people claim measures both skeletons).
+/// The squared distance from `p` to the segment `a`–`b`: for the nearest of several segments,
+/// whose root is taken once (a polygon's edges; the trained parser's skeletons keep their
+/// bones as columns, `network::Skeleton`).
 pub(crate) fn segment_distance_sq(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> f32 {
     let ((ex, ey), _) = from_segment(p, a, b);
     ex * ex + ey * ey

@@ -36,6 +36,8 @@ pub(crate) struct PersonParser {
     /// Network label → whether it is an upper-body garment (`garments`: pooled when labels
     /// compete).
     upper: Vec<bool>,
+    /// Network label → whether it is LIP's background.
+    background: Vec<bool>,
 }
 
 /// One person's label probabilities over their crop.
@@ -71,6 +73,7 @@ impl PersonParser {
         Ok(SegmentationModel::find(models, TASK)?.map(|m| Self {
             mirrored: mirrored_labels(&m.to_lip),
             upper: upper_garments(&m.to_lip),
+            background: m.to_lip.iter().map(|&l| l == id::BACKGROUND).collect(),
             model: m.model,
             output: m.output,
             layout: m.seg.layout,
@@ -188,7 +191,7 @@ impl PersonParser {
             probs,
             best,
             upper: self.upper.clone(),
-            background: self.to_lip.iter().map(|&l| l == id::BACKGROUND).collect(),
+            background: self.background.clone(),
             garments,
             colours,
             from_image,
